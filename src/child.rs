@@ -1,0 +1,309 @@
+//! Starting the app and naming how it ended: spawn it in its own process group with the signal
+//! mask and dispositions reinit inherited, give it the terminal, explain a failed exec
+//! (126/127), and turn a wait status into an exit code (128+N for signal N).
+
+use crate::sys;
+use std::ffi::{OsStr, OsString};
+use std::fmt;
+use std::io::{self, Read};
+use std::os::fd::AsFd;
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Why the app could not be started; `exit_code` is 126 or 127, as a shell would say.
+#[derive(Debug)]
+pub enum SpawnError {
+    NotFound { cmd: String, detail: String },
+    NotExecutable { cmd: String, detail: String },
+}
+
+impl SpawnError {
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            SpawnError::NotFound { .. } => 127,
+            SpawnError::NotExecutable { .. } => 126,
+        }
+    }
+}
+
+impl fmt::Display for SpawnError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SpawnError::NotFound { cmd, detail } | SpawnError::NotExecutable { cmd, detail } => {
+                write!(f, "cannot start {cmd}: {detail}")
+            }
+        }
+    }
+}
+
+/// How to start the app.
+pub struct Spawn<'a> {
+    pub argv: &'a [OsString],
+    /// The signal mask the app gets (bit n-1 = signal n).
+    pub mask: u64,
+    /// Restore SIGPIPE to SIG_IGN (it was ignored when reinit started).
+    pub sigpipe_ignored: bool,
+    /// Make the app's process group the terminal's foreground group.
+    pub take_terminal: bool,
+    /// Extra environment for the app.
+    pub env: &'a [(OsString, OsString)],
+}
+
+/// Whether reinit's process group owns the terminal on stdin (so the app should take it over).
+pub fn owns_terminal() -> bool {
+    let stdin = io::stdin();
+    nix::unistd::isatty(stdin.as_fd()).unwrap_or(false)
+        && nix::unistd::tcgetpgrp(stdin.as_fd()).ok() == Some(nix::unistd::getpgrp())
+}
+
+/// Start the app; returns its pid (also its process group id).
+pub fn spawn(spec: &Spawn<'_>) -> Result<i32, SpawnError> {
+    let Some((program, args)) = spec.argv.split_first() else {
+        return Err(SpawnError::NotFound { cmd: String::new(), detail: "empty command".into() });
+    };
+    let mut cmd = Command::new(program);
+    cmd.args(args).process_group(0);
+    for (k, v) in spec.env {
+        cmd.env(k, v);
+    }
+    let (mask, sigpipe_ignored, take_terminal) = (spec.mask, spec.sigpipe_ignored, spec.take_terminal);
+    sys::before_exec(&mut cmd, move || {
+        // Still every signal blocked: a background group calling tcsetpgrp would get SIGTTOU.
+        sys::set_signal_mask(u64::MAX)?;
+        if take_terminal {
+            let stdin = io::stdin();
+            // Best effort: the terminal may have gone away.
+            let _ = nix::unistd::tcsetpgrp(stdin.as_fd(), nix::unistd::getpid());
+        }
+        if sigpipe_ignored {
+            sys::set_disposition(libc::SIGPIPE, true)?;
+        }
+        sys::set_signal_mask(mask)
+    });
+    match cmd.spawn() {
+        Ok(child) => {
+            let pid = child.id() as i32;
+            // The child did setpgid itself; repeat it here so the group exists before we signal
+            // it (EACCES once it has exec'd, which is fine).
+            let _ = nix::unistd::setpgid(nix::unistd::Pid::from_raw(pid), nix::unistd::Pid::from_raw(pid));
+            Ok(pid)
+        }
+        Err(e) => Err(explain(program, &e)),
+    }
+}
+
+/// `arg` with every `{}` replaced by `path`.
+fn substitute(arg: &str, path: &Path) -> OsString {
+    let mut out = Vec::new();
+    let mut rest = arg;
+    while let Some(i) = rest.find("{}") {
+        out.extend_from_slice(rest[..i].as_bytes());
+        out.extend_from_slice(path.as_os_str().as_bytes());
+        rest = &rest[i + 2..];
+    }
+    out.extend_from_slice(rest.as_bytes());
+    OsString::from_vec(out)
+}
+
+/// Run the `--validate` command (`{}` replaced by `path`) with the app's signal mask, its
+/// stdout and stderr captured, killed after `timeout`. `Err` carries what to log.
+pub fn validate(argv: &[String], path: &Path, mask: u64, timeout: Duration) -> Result<(), String> {
+    let argv: Vec<OsString> = argv.iter().map(|a| substitute(a, path)).collect();
+    let Some((program, args)) = argv.split_first() else { return Ok(()) };
+    let (mut reader, writer) = io::pipe().map_err(|e| format!("cannot create a pipe: {e}"))?;
+    let writer2 = writer.try_clone().map_err(|e| format!("cannot create a pipe: {e}"))?;
+    let mut cmd = Command::new(program);
+    cmd.args(args).process_group(0).stdin(Stdio::null()).stdout(writer).stderr(writer2);
+    sys::before_exec(&mut cmd, move || sys::set_signal_mask(mask));
+    let mut child = cmd.spawn().map_err(|e| explain(program, &e).to_string())?;
+    drop(cmd); // close our copies of the write end, so EOF comes when the validator is done
+    let deadline = Instant::now() + timeout;
+    let mut output = Vec::new();
+    let mut timed_out = false;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let ms = left.as_millis().min(i32::MAX as u128) as i32;
+        let mut fds = [nix::poll::PollFd::new(reader.as_fd(), nix::poll::PollFlags::POLLIN)];
+        match nix::poll::poll(
+            &mut fds,
+            nix::poll::PollTimeout::try_from(ms).unwrap_or(nix::poll::PollTimeout::MAX),
+        ) {
+            Ok(0) => {
+                timed_out = true;
+                break;
+            }
+            Ok(_) => {
+                let mut buf = [0u8; 4096];
+                match reader.read(&mut buf) {
+                    Ok(0) => break,
+                    Ok(n) if output.len() < 64 * 1024 => output.extend_from_slice(&buf[..n]),
+                    Ok(_) => {}
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(_) => break,
+                }
+            }
+            Err(nix::errno::Errno::EINTR) => {}
+            Err(_) => break,
+        }
+    }
+    if timed_out {
+        let _ = sys::kill(-(child.id() as i32), libc::SIGKILL);
+    }
+    let status = child.wait().map_err(|e| format!("waiting for the validator failed: {e}"))?;
+    let text = String::from_utf8_lossy(&output);
+    let text = text.trim();
+    let said = if text.is_empty() { String::new() } else { format!(": {}", text.replace('\n', " | ")) };
+    if timed_out {
+        return Err(format!("the validator did not finish within {timeout:?} and was killed{said}"));
+    }
+    match exit_code(std::os::unix::process::ExitStatusExt::into_raw(status)) {
+        Some(0) => Ok(()),
+        Some(code) => Err(format!("the validator exited with {code}{said}")),
+        None => Err(format!("the validator failed{said}")),
+    }
+}
+
+/// The exit code reinit reports for a raw wait status: the code, or 128+N for signal N.
+/// `None` for stop/continue reports, which are not an end.
+pub fn exit_code(status: i32) -> Option<u8> {
+    if libc::WIFEXITED(status) {
+        Some(libc::WEXITSTATUS(status) as u8)
+    } else if libc::WIFSIGNALED(status) {
+        Some((128 + libc::WTERMSIG(status)).min(255) as u8)
+    } else {
+        None
+    }
+}
+
+/// Find `program` as execvp would: as a path when it has a `/`, else along `PATH`.
+fn resolve(program: &OsStr) -> Option<PathBuf> {
+    if program.as_bytes().contains(&b'/') {
+        let p = PathBuf::from(program);
+        return p.exists().then_some(p);
+    }
+    let path = std::env::var_os("PATH").unwrap_or_else(|| OsString::from("/usr/local/bin:/usr/bin:/bin"));
+    std::env::split_paths(&path).map(|dir| dir.join(program)).find(|p| p.is_file())
+}
+
+/// The interpreter named by a `#!` line, if `head` starts with one.
+fn shebang_interpreter(head: &[u8]) -> Option<String> {
+    let line = head.strip_prefix(b"#!")?;
+    let line = line.split(|&b| b == b'\n').next()?;
+    let text = String::from_utf8_lossy(line);
+    text.split_whitespace().next().map(String::from)
+}
+
+fn file_head(path: &Path) -> Vec<u8> {
+    let mut head = vec![0u8; 256];
+    match std::fs::File::open(path).and_then(|mut f| f.read(&mut head)) {
+        Ok(n) => {
+            head.truncate(n);
+            head
+        }
+        Err(_) => Vec::new(),
+    }
+}
+
+fn explain(program: &OsStr, err: &io::Error) -> SpawnError {
+    let cmd = program.to_string_lossy().into_owned();
+    let found = resolve(program);
+    match err.raw_os_error() {
+        Some(libc::ENOENT) | Some(libc::ENOTDIR) => match found {
+            Some(path) if path.is_file() => {
+                let head = file_head(&path);
+                let detail = match shebang_interpreter(&head) {
+                    Some(interp) => format!(
+                        "its #! interpreter {interp} was not found ({} exists, the program on its first line does not)",
+                        path.display()
+                    ),
+                    None if head.starts_with(b"\x7fELF") => format!(
+                        "its ELF interpreter (dynamic loader) was not found: {} needs a libc this image lacks; use a static build",
+                        path.display()
+                    ),
+                    None => format!("{} exists but exec reported: {err}", path.display()),
+                };
+                SpawnError::NotFound { cmd, detail }
+            }
+            _ if cmd.contains('/') => SpawnError::NotFound { cmd, detail: "no such file".into() },
+            _ => SpawnError::NotFound { cmd, detail: "command not found in PATH".into() },
+        },
+        Some(libc::EACCES) | Some(libc::EISDIR) => {
+            let detail = match found {
+                Some(p) if p.is_dir() => format!("{} is a directory", p.display()),
+                Some(p) if p.metadata().map(|m| m.permissions().mode() & 0o111 == 0).unwrap_or(false) => {
+                    format!("{} is not executable (chmod +x it)", p.display())
+                }
+                _ => format!("permission denied ({err}); is it executable, on a noexec mount?"),
+            };
+            SpawnError::NotExecutable { cmd, detail }
+        }
+        Some(libc::ENOEXEC) => SpawnError::NotExecutable {
+            cmd,
+            detail: "exec format error: not a program for this machine, and no #! line".into(),
+        },
+        _ => SpawnError::NotExecutable { cmd, detail: err.to_string() },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exit_codes_for_every_status() {
+        for code in 0..=255u8 {
+            assert_eq!(exit_code(i32::from(code) << 8), Some(code));
+        }
+        for sig in 1..=64 {
+            assert_eq!(exit_code(sig), Some(128 + sig as u8), "killed by {sig}");
+            assert_eq!(exit_code(sig | 0x80), Some(128 + sig as u8), "dumped core on {sig}");
+        }
+        assert_eq!(exit_code(0x137f), None, "stopped");
+        assert_eq!(exit_code(0xffff), None, "continued");
+    }
+
+    #[test]
+    fn substitutes_the_path() {
+        let p = Path::new("/etc/app/a b.conf");
+        assert_eq!(substitute("-c{}", p), "-c/etc/app/a b.conf");
+        assert_eq!(substitute("{}:{}", p), "/etc/app/a b.conf:/etc/app/a b.conf");
+        assert_eq!(substitute("plain", p), "plain");
+    }
+
+    #[test]
+    fn validator_results() {
+        let mask = 0;
+        let t = Duration::from_secs(10);
+        assert_eq!(validate(&["true".into()], Path::new("/x"), mask, t), Ok(()));
+        let args: Vec<String> =
+            ["sh", "-c", "echo bad config in $0 >&2; exit 3", "{}"].map(String::from).into();
+        let err = validate(&args, Path::new("/etc/x"), mask, t).unwrap_err();
+        assert!(err.contains("exited with 3") && err.contains("bad config in /etc/x"), "{err}");
+        let args: Vec<String> = ["sleep", "5"].map(String::from).into();
+        let err = validate(&args, Path::new("/x"), mask, Duration::from_millis(100)).unwrap_err();
+        assert!(err.contains("killed"), "{err}");
+    }
+
+    #[test]
+    fn reads_shebangs() {
+        assert_eq!(shebang_interpreter(b"#!/bin/sh\necho"), Some("/bin/sh".into()));
+        assert_eq!(shebang_interpreter(b"#! /usr/bin/env python3 -u\n"), Some("/usr/bin/env".into()));
+        assert_eq!(shebang_interpreter(b"#!\n"), None);
+        assert_eq!(shebang_interpreter(b"\x7fELF"), None);
+    }
+
+    #[test]
+    fn explains_failures() {
+        let e = io::Error::from_raw_os_error(libc::ENOENT);
+        let err = explain(OsStr::new("surely-not-a-command-xyz"), &e);
+        assert_eq!(err.exit_code(), 127);
+        assert!(err.to_string().contains("not found"), "{err}");
+        let err = explain(OsStr::new("/"), &io::Error::from_raw_os_error(libc::EACCES));
+        assert_eq!(err.exit_code(), 126);
+        assert!(err.to_string().contains("directory"), "{err}");
+    }
+}

@@ -1,0 +1,264 @@
+//! The command line exactly as typed: clap derive `Args` (doc comments are the help text) and
+//! the `REINIT_<NAME>` environment fallbacks. Values stay strings here, tagged with where they
+//! came from, so `config.rs` can name the flag or the variable in its error messages.
+
+use clap::{ArgAction, Parser};
+use std::ffi::OsString;
+
+const EXIT_STATUS_HELP: &str = "\
+Exit status:
+  the app's status   the app exited (after --remap-exit)
+  128+N              the app was killed by signal N (137 after the stop-timeout SIGKILL)
+  126                COMMAND found but not executable (permission, format, a directory)
+  127                COMMAND not found, or its #! interpreter is missing
+  2                  usage error: a malformed flag or REINIT_* value; nothing was started
+  125                reinit itself could not start (inotify, socket bind, ...)
+  CODE               --on-change exit:CODE fired
+
+Every option also reads REINIT_<NAME> (--stop-timeout: REINIT_STOP_TIMEOUT); a flag beats
+the variable; repeatable options take a comma-separated list. Booleans: 1/0/true/false/yes/no.
+Durations: 250ms, 10s, 2m or a bare number of seconds. Signals: TERM, SIGTERM, 15, RTMIN+3.
+Logs go to stderr only; REINIT_LOG takes an env_logger filter (e.g. REINIT_LOG=debug).";
+
+/// reinit: a tiny init for containers. Runs COMMAND as the app, forwards signals, reaps
+/// zombies, and restarts or signals the app when a watched configuration really changes.
+#[derive(Parser, Debug, Default)]
+#[command(
+    name = "reinit",
+    version,
+    after_help = EXIT_STATUS_HELP,
+    override_usage = "reinit [OPTIONS] [--] [COMMAND [ARGS...]]",
+    max_term_width = 100
+)]
+pub struct Args {
+    /// File or directory to watch (repeatable). Missing at start: warn and wait for it.
+    #[arg(short = 'w', long = "watch", value_name = "PATH")]
+    pub watch: Vec<OsString>,
+
+    /// On a real content change: restart | signal:SIG | exit[:CODE]
+    /// [default: restart with a COMMAND]
+    #[arg(long = "on-change", value_name = "ACTION")]
+    pub on_change: Option<String>,
+
+    /// Quiet period after the last relevant event before content is compared [default: 100ms]
+    #[arg(long = "debounce", value_name = "DURATION")]
+    pub debounce: Option<String>,
+
+    /// Random extra delay, uniform in [0, DURATION], before acting on a change [default: 0]
+    #[arg(long = "jitter", value_name = "DURATION")]
+    pub jitter: Option<String>,
+
+    /// Command run before acting on new content ("CMD ARGS", no shell; {} is the changed
+    /// path); non-zero keeps the running app untouched
+    #[arg(long = "validate", value_name = "CMD")]
+    pub validate: Option<String>,
+
+    /// Signal that asks the app to stop [default: TERM]
+    #[arg(long = "stop-signal", value_name = "SIG")]
+    pub stop_signal: Option<String>,
+
+    /// Grace after the stop signal before SIGKILL to the app's process group [default: 10s]
+    #[arg(long = "stop-timeout", value_name = "DURATION")]
+    pub stop_timeout: Option<String>,
+
+    /// On SIGTERM, wait this long before stopping the app (endpoint draining) [default: 0]
+    #[arg(long = "pre-stop-delay", value_name = "DURATION")]
+    pub pre_stop_delay: Option<String>,
+
+    /// Forward signals to the app's process group or to the app process only [default: group]
+    #[arg(long = "forward", value_name = "group|child")]
+    pub forward: Option<String>,
+
+    /// Rewrite a forwarded signal, FROM:TO; TO = 0 or none drops it (repeatable)
+    #[arg(long = "map-signal", value_name = "FROM:TO")]
+    pub map_signal: Vec<String>,
+
+    /// When the app exits by itself: never | on-failure | always restart it, with backoff
+    /// 1s doubling to 30s, reset after 10s up [default: never]
+    #[arg(long = "restart-on-exit", value_name = "POLICY")]
+    pub restart_on_exit: Option<String>,
+
+    /// Map the app's exit status CODE to TO (default 0), e.g. -e 143 (repeatable)
+    #[arg(short = 'e', long = "remap-exit", value_name = "CODE[:TO]")]
+    pub remap_exit: Vec<String>,
+
+    /// Signal reinit receives when its parent dies, handled like any received signal
+    #[arg(long = "parent-death-signal", value_name = "SIG")]
+    pub parent_death_signal: Option<String>,
+
+    /// Log the action a change would cause, do not perform it
+    #[arg(long = "dry-run", action = ArgAction::SetTrue)]
+    pub dry_run: bool,
+
+    /// More logging (stackable: -v debug, -vv trace)
+    #[arg(short = 'v', long = "verbose", action = ArgAction::Count)]
+    pub verbose: u8,
+
+    /// Less logging (stackable: -q warnings only, -qq errors only, -qqq nothing)
+    #[arg(short = 'q', long = "quiet", action = ArgAction::Count)]
+    pub quiet: u8,
+
+    /// The app and its arguments; none means sidecar mode
+    #[arg(
+        value_name = "COMMAND",
+        trailing_var_arg = true,
+        allow_hyphen_values = true,
+        num_args = 0..
+    )]
+    pub command: Vec<OsString>,
+}
+
+/// A value with the name of where it came from (`--stop-timeout` or `REINIT_STOP_TIMEOUT`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Given<T> {
+    pub value: T,
+    pub source: String,
+}
+
+/// Every option after the environment fallbacks are applied: still unparsed strings.
+#[derive(Debug, Default)]
+pub struct Raw {
+    pub watch: Vec<Given<OsString>>,
+    pub on_change: Option<Given<String>>,
+    pub debounce: Option<Given<String>>,
+    pub jitter: Option<Given<String>>,
+    pub validate: Option<Given<String>>,
+    pub stop_signal: Option<Given<String>>,
+    pub stop_timeout: Option<Given<String>>,
+    pub pre_stop_delay: Option<Given<String>>,
+    pub forward: Option<Given<String>>,
+    pub map_signal: Vec<Given<String>>,
+    pub restart_on_exit: Option<Given<String>>,
+    pub remap_exit: Vec<Given<String>>,
+    pub parent_death_signal: Option<Given<String>>,
+    pub dry_run: Option<Given<String>>,
+    pub verbose: Option<Given<String>>,
+    pub quiet: Option<Given<String>>,
+    pub command: Vec<OsString>,
+}
+
+fn flag(name: &str) -> String {
+    format!("--{name}")
+}
+
+fn var_name(name: &str) -> String {
+    format!("REINIT_{}", name.to_ascii_uppercase().replace('-', "_"))
+}
+
+impl Args {
+    /// Apply the `REINIT_*` fallbacks, reading variables through `env`.
+    pub fn resolve(self, env: &dyn Fn(&str) -> Option<OsString>) -> Raw {
+        let single = |name: &str, v: Option<String>| -> Option<Given<String>> {
+            match v {
+                Some(value) => Some(Given { value, source: flag(name) }),
+                None => {
+                    let var = var_name(name);
+                    env(&var).map(|v| Given { value: v.to_string_lossy().into_owned(), source: var })
+                }
+            }
+        };
+        let list = |name: &str, v: Vec<String>| -> Vec<Given<String>> {
+            if !v.is_empty() {
+                let source = flag(name);
+                return v.into_iter().map(|value| Given { value, source: source.clone() }).collect();
+            }
+            let var = var_name(name);
+            match env(&var) {
+                Some(v) => split_list(&v.to_string_lossy())
+                    .map(|value| Given { value, source: var.clone() })
+                    .collect(),
+                None => Vec::new(),
+            }
+        };
+        let watch = if !self.watch.is_empty() {
+            self.watch.into_iter().map(|value| Given { value, source: flag("watch") }).collect()
+        } else {
+            let var = var_name("watch");
+            match env(&var) {
+                Some(v) => split_list(&v.to_string_lossy())
+                    .map(|p| Given { value: OsString::from(p), source: var.clone() })
+                    .collect(),
+                None => Vec::new(),
+            }
+        };
+        let count = |name: &str, n: u8| -> Option<Given<String>> {
+            if n > 0 { Some(Given { value: n.to_string(), source: flag(name) }) } else { single(name, None) }
+        };
+        let dry_run = if self.dry_run {
+            Some(Given { value: "true".into(), source: flag("dry-run") })
+        } else {
+            single("dry-run", None)
+        };
+        Raw {
+            watch,
+            on_change: single("on-change", self.on_change),
+            debounce: single("debounce", self.debounce),
+            jitter: single("jitter", self.jitter),
+            validate: single("validate", self.validate),
+            stop_signal: single("stop-signal", self.stop_signal),
+            stop_timeout: single("stop-timeout", self.stop_timeout),
+            pre_stop_delay: single("pre-stop-delay", self.pre_stop_delay),
+            forward: single("forward", self.forward),
+            map_signal: list("map-signal", self.map_signal),
+            restart_on_exit: single("restart-on-exit", self.restart_on_exit),
+            remap_exit: list("remap-exit", self.remap_exit),
+            parent_death_signal: single("parent-death-signal", self.parent_death_signal),
+            dry_run,
+            verbose: count("verbose", self.verbose),
+            quiet: count("quiet", self.quiet),
+            command: self.command,
+        }
+    }
+}
+
+fn split_list(s: &str) -> impl Iterator<Item = String> + '_ {
+    s.split(',').map(str::trim).filter(|p| !p.is_empty()).map(String::from)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(argv: &[&str], vars: &[(&str, &str)]) -> Raw {
+        let args = Args::try_parse_from(argv).unwrap();
+        let vars: Vec<(String, String)> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        args.resolve(&|name| vars.iter().find(|(k, _)| k == name).map(|(_, v)| OsString::from(v)))
+    }
+
+    #[test]
+    fn flag_beats_variable() {
+        let raw = parse(&["reinit", "--stop-timeout", "3s", "--", "true"], &[("REINIT_STOP_TIMEOUT", "1s")]);
+        assert_eq!(raw.stop_timeout.unwrap(), Given { value: "3s".into(), source: "--stop-timeout".into() });
+        let raw = parse(&["reinit", "true"], &[("REINIT_STOP_TIMEOUT", "1s")]);
+        assert_eq!(raw.stop_timeout.unwrap().source, "REINIT_STOP_TIMEOUT");
+    }
+
+    #[test]
+    fn variable_lists_split_on_commas() {
+        let raw =
+            parse(&["reinit", "true"], &[("REINIT_MAP_SIGNAL", "15:2, 28:0"), ("REINIT_WATCH", "/a,/b")]);
+        let maps: Vec<_> = raw.map_signal.iter().map(|g| g.value.as_str()).collect();
+        assert_eq!(maps, ["15:2", "28:0"]);
+        assert_eq!(raw.watch.len(), 2);
+        assert_eq!(raw.watch[0].source, "REINIT_WATCH");
+        // a flag value is never split
+        let raw = parse(&["reinit", "--watch", "/a,b", "true"], &[]);
+        assert_eq!(raw.watch.len(), 1);
+    }
+
+    #[test]
+    fn command_keeps_its_own_flags() {
+        let raw = parse(&["reinit", "-v", "sleep", "-v", "--", "x"], &[]);
+        assert_eq!(raw.command, ["sleep", "-v", "--", "x"]);
+        assert_eq!(raw.verbose.unwrap().value, "1");
+        let raw = parse(&["reinit", "--", "-weird"], &[]);
+        assert_eq!(raw.command, ["-weird"]);
+    }
+
+    #[test]
+    fn booleans_come_from_flag_or_variable() {
+        assert_eq!(parse(&["reinit", "--dry-run"], &[]).dry_run.unwrap().value, "true");
+        let raw = parse(&["reinit"], &[("REINIT_DRY_RUN", "maybe")]);
+        assert_eq!(raw.dry_run.unwrap(), Given { value: "maybe".into(), source: "REINIT_DRY_RUN".into() });
+    }
+}

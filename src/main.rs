@@ -1,0 +1,71 @@
+//! reinit: a tiny init for containers. `main` parses the command line, sets up logging and
+//! runs the event loop; it is the only place the process ends.
+#![deny(unsafe_code)]
+
+mod actions;
+mod child;
+mod cli;
+mod config;
+mod event_loop;
+mod reap;
+mod signals;
+mod sys;
+mod watch;
+
+use clap::Parser;
+use std::io::Write;
+use std::process::ExitCode;
+
+/// Exit status for usage errors (nothing was started).
+const USAGE: u8 = 2;
+/// Exit status when reinit itself cannot start.
+const CANNOT_START: u8 = 125;
+
+fn init_logging(filter: &str) {
+    env_logger::Builder::new()
+        .parse_filters(filter)
+        .target(env_logger::Target::Stderr)
+        .format(|buf, record| {
+            let level = match record.level() {
+                log::Level::Error => "error: ",
+                log::Level::Warn => "warning: ",
+                log::Level::Info => "",
+                log::Level::Debug => "debug: ",
+                log::Level::Trace => "trace: ",
+            };
+            writeln!(buf, "reinit: {level}{}", record.args())
+        })
+        .init();
+}
+
+fn run() -> u8 {
+    let args = match cli::Args::try_parse() {
+        Ok(args) => args,
+        Err(e) => {
+            // --help and --version print to stdout and succeed; errors go to stderr.
+            let _ = e.print();
+            return if e.use_stderr() { USAGE } else { 0 };
+        }
+    };
+    let raw = args.resolve(&|name| std::env::var_os(name));
+    let reinit_log = std::env::var("REINIT_LOG").ok();
+    let config = match config::build(raw, reinit_log) {
+        Ok(config) => config,
+        Err(e) => {
+            eprintln!("reinit: error: {e}");
+            return USAGE;
+        }
+    };
+    init_logging(&config.log_filter);
+    match event_loop::run(config) {
+        Ok(code) => code,
+        Err(e) => {
+            log::error!("{e}");
+            CANNOT_START
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    ExitCode::from(run())
+}

@@ -1,0 +1,108 @@
+//! Reaping: the `waitpid(-1, WNOHANG)` loop run after every wake-up, and the list of our live
+//! children (orphans adopted as PID 1 or subreaper) read from `/proc`.
+
+use std::fmt;
+use std::io;
+
+#[derive(Debug)]
+pub enum ReapError {
+    Wait(io::Error),
+}
+
+impl fmt::Display for ReapError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ReapError::Wait(e) => write!(f, "waitpid failed: {e}"),
+        }
+    }
+}
+
+/// A reaped child: its pid and raw wait status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Reaped {
+    pub pid: i32,
+    pub status: i32,
+}
+
+/// Call `wait` (one `waitpid(-1, WNOHANG)`) until it reports nothing left to reap.
+/// Collects everything, so one coalesced SIGCHLD for many exits loses none of them.
+pub fn reap_all(
+    mut wait: impl FnMut() -> io::Result<Option<(i32, i32)>>,
+) -> (Vec<Reaped>, Option<ReapError>) {
+    let mut out = Vec::new();
+    loop {
+        match wait() {
+            Ok(Some((pid, status))) => out.push(Reaped { pid, status }),
+            Ok(None) => return (out, None),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return (out, Some(ReapError::Wait(e))),
+        }
+    }
+}
+
+/// The parent pid in the text of `/proc/PID/stat`; the comm field may hold spaces and
+/// parentheses, so split at the last `)`.
+pub fn stat_ppid(stat: &str) -> Option<i32> {
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let mut fields = rest.split_whitespace();
+    let _state = fields.next()?;
+    fields.next()?.parse().ok()
+}
+
+/// Pids of the live (or zombie) children of `parent`, from `/proc`. Empty if `/proc` is absent.
+pub fn children_of(parent: i32) -> Vec<i32> {
+    let Ok(dir) = std::fs::read_dir("/proc") else { return Vec::new() };
+    dir.filter_map(|e| e.ok())
+        .filter_map(|e| e.file_name().to_str().and_then(|n| n.parse::<i32>().ok()))
+        .filter(|pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/stat")).ok().and_then(|s| stat_ppid(&s))
+                == Some(parent)
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reaps_until_nothing_is_left() {
+        let mut script = vec![Ok(Some((5, 0))), Ok(Some((6, 9))), Ok(None)].into_iter();
+        let (reaped, err) = reap_all(|| script.next().unwrap());
+        assert_eq!(reaped, [Reaped { pid: 5, status: 0 }, Reaped { pid: 6, status: 9 }]);
+        assert!(err.is_none());
+    }
+
+    #[test]
+    fn an_error_keeps_what_was_reaped() {
+        let mut script = vec![
+            Ok(Some((5, 0))),
+            Err(io::Error::from(io::ErrorKind::Interrupted)),
+            Ok(Some((6, 0))),
+            Err(io::Error::other("boom")),
+        ]
+        .into_iter();
+        let (reaped, err) = reap_all(|| script.next().unwrap());
+        assert_eq!(reaped.len(), 2);
+        assert!(err.is_some());
+    }
+
+    #[test]
+    fn parses_ppid_with_nasty_comm() {
+        assert_eq!(stat_ppid("42 (sleep) S 7 42 42 0"), Some(7));
+        assert_eq!(stat_ppid("42 (a) (b) S 9 1 1"), Some(9));
+        assert_eq!(stat_ppid("42 (a) S) R 11 1 1"), Some(11));
+        assert_eq!(stat_ppid("42 ( ) Z 0 0 0"), Some(0));
+        assert_eq!(stat_ppid("garbage"), None);
+        assert_eq!(stat_ppid("1 (x)"), None);
+    }
+
+    #[test]
+    fn finds_our_children() {
+        let mut child = std::process::Command::new("sleep").arg("5").spawn().unwrap();
+        let kids = children_of(std::process::id() as i32);
+        child.kill().unwrap();
+        child.wait().unwrap();
+        assert!(kids.contains(&(child.id() as i32)), "{kids:?}");
+    }
+}

@@ -1,0 +1,116 @@
+//! Receiving signals: every signal is blocked and read from one signalfd in the poll loop.
+//! Keeps the mask reinit inherited, which the app gets back (minus SIGCHLD) before exec.
+
+use std::fmt;
+use std::fs::File;
+use std::io::{self, Read};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+
+#[derive(Debug)]
+pub enum SignalsError {
+    Read(io::Error),
+}
+
+impl fmt::Display for SignalsError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SignalsError::Read(e) => write!(f, "reading the signalfd failed: {e}"),
+        }
+    }
+}
+
+/// One received signal, from a `signalfd_siginfo` record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Received {
+    pub signo: i32,
+    /// `si_code`: <= 0 when sent by a process (kill, sigqueue, tgkill), > 0 from the kernel.
+    pub code: i32,
+    /// The sender's pid, when a process sent it.
+    pub pid: u32,
+}
+
+/// Size of `struct signalfd_siginfo` (linux/signalfd.h).
+const SIGINFO_SIZE: usize = 128;
+
+/// Decode the records of one read from a signalfd.
+pub fn parse(buf: &[u8]) -> Vec<Received> {
+    buf.chunks_exact(SIGINFO_SIZE)
+        .map(|r| {
+            let word = |at: usize| [r[at], r[at + 1], r[at + 2], r[at + 3]];
+            Received {
+                signo: u32::from_ne_bytes(word(0)) as i32,
+                code: i32::from_ne_bytes(word(8)),
+                pid: u32::from_ne_bytes(word(12)),
+            }
+        })
+        .collect()
+}
+
+/// The signalfd and the mask reinit inherited.
+pub struct Signals {
+    fd: File,
+    inherited_mask: u64,
+}
+
+impl Signals {
+    /// `fd`: a non-blocking signalfd for every signal, all of them blocked;
+    /// `inherited_mask`: the mask before blocking (bit n-1 = signal n).
+    pub fn new(fd: OwnedFd, inherited_mask: u64) -> Signals {
+        Signals { fd: File::from(fd), inherited_mask }
+    }
+
+    /// The mask the app gets: what reinit inherited, except that SIGCHLD is never blocked.
+    pub fn app_mask(&self) -> u64 {
+        self.inherited_mask & !(1u64 << (libc::SIGCHLD - 1))
+    }
+
+    /// Every signal pending now (non-blocking; empty when none).
+    pub fn read(&mut self) -> Result<Vec<Received>, SignalsError> {
+        let mut out = Vec::new();
+        let mut buf = [0u8; SIGINFO_SIZE * 16];
+        loop {
+            match self.fd.read(&mut buf) {
+                Ok(0) => return Ok(out),
+                Ok(n) => {
+                    out.extend(parse(&buf[..n]));
+                    if n < buf.len() {
+                        return Ok(out);
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(out),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(SignalsError::Read(e)),
+            }
+        }
+    }
+}
+
+impl AsFd for Signals {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(signo: u32, code: i32, pid: u32) -> Vec<u8> {
+        let mut r = vec![0u8; SIGINFO_SIZE];
+        r[0..4].copy_from_slice(&signo.to_ne_bytes());
+        r[8..12].copy_from_slice(&code.to_ne_bytes());
+        r[12..16].copy_from_slice(&pid.to_ne_bytes());
+        r
+    }
+
+    #[test]
+    fn parses_records() {
+        let mut buf = record(15, 0, 42);
+        buf.extend(record(40, -1, 7));
+        buf.extend([1, 2, 3]); // a torn tail is ignored
+        assert_eq!(
+            parse(&buf),
+            [Received { signo: 15, code: 0, pid: 42 }, Received { signo: 40, code: -1, pid: 7 }]
+        );
+    }
+}

@@ -1,0 +1,167 @@
+//! The only module with `unsafe`: raw libc calls that `nix` does not cover for every signal
+//! number (real-time signals included), the pre-exec hook, prctl, and the record of SIGPIPE's
+//! disposition taken before the Rust runtime changes it. Each block says why it is sound.
+#![allow(unsafe_code)]
+
+use std::io;
+use std::os::unix::process::CommandExt;
+use std::process::Command;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+/// Whether SIGPIPE was ignored when the process started. The Rust runtime sets SIGPIPE to
+/// SIG_IGN before `main`; the app must get what reinit inherited, so we look first.
+static SIGPIPE_WAS_IGNORED: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn record_sigpipe() {
+    // SAFETY: sigaction with a null new action only reads the current disposition into a
+    // zeroed, properly sized struct we own.
+    unsafe {
+        let mut old: libc::sigaction = std::mem::zeroed();
+        if libc::sigaction(libc::SIGPIPE, std::ptr::null(), &mut old) == 0 {
+            SIGPIPE_WAS_IGNORED.store(old.sa_sigaction == libc::SIG_IGN, Ordering::Relaxed);
+        }
+    }
+}
+
+// The C runtime (glibc and musl alike) runs `.init_array` entries before `main`, hence before
+// the Rust runtime's own start-up touches SIGPIPE.
+// SAFETY: a plain `extern "C" fn()` pointer is exactly what `.init_array` holds; the function
+// only reads a disposition and stores an atomic.
+#[used]
+#[unsafe(link_section = ".init_array")]
+static RECORD_SIGPIPE: extern "C" fn() = record_sigpipe;
+
+pub fn sigpipe_was_ignored() -> bool {
+    SIGPIPE_WAS_IGNORED.load(Ordering::Relaxed)
+}
+
+fn check(ret: libc::c_int) -> io::Result<()> {
+    if ret == -1 { Err(io::Error::last_os_error()) } else { Ok(()) }
+}
+
+/// `kill(2)` for any signal number, real-time ones included (nix's `Signal` has none of those).
+/// `pid` follows kill(2): negative means a process group; `sig` 0 only checks existence.
+pub fn kill(pid: i32, sig: i32) -> io::Result<()> {
+    // SAFETY: kill has no memory-safety preconditions.
+    check(unsafe { libc::kill(pid, sig) })
+}
+
+/// Set `sig`'s disposition to SIG_DFL or SIG_IGN.
+pub fn set_disposition(sig: i32, ignore: bool) -> io::Result<()> {
+    // SAFETY: we install no handler function, only one of the two constant dispositions,
+    // through a zeroed sigaction struct we own.
+    unsafe {
+        let mut act: libc::sigaction = std::mem::zeroed();
+        act.sa_sigaction = if ignore { libc::SIG_IGN } else { libc::SIG_DFL };
+        libc::sigemptyset(&mut act.sa_mask);
+        check(libc::sigaction(sig, &act, std::ptr::null_mut()))
+    }
+}
+
+/// One `waitpid(-1, WNOHANG)`: `Ok(None)` when no child has changed state (or there is no child
+/// at all), else the pid and its raw wait status. Raw because nix refuses statuses of
+/// real-time signals, and a reaped status must never be lost.
+pub fn waitpid_any() -> io::Result<Option<(i32, i32)>> {
+    let mut status: libc::c_int = 0;
+    // SAFETY: status is a valid out pointer for the duration of the call.
+    let pid = unsafe { libc::waitpid(-1, &mut status, libc::WNOHANG) };
+    match pid {
+        0 => Ok(None),
+        -1 => {
+            let err = io::Error::last_os_error();
+            if err.raw_os_error() == Some(libc::ECHILD) { Ok(None) } else { Err(err) }
+        }
+        pid => Ok(Some((pid, status))),
+    }
+}
+
+/// A signal set as the kernel sees it: bit `n - 1` is signal `n`, for 1..=64. Raw, because
+/// libc's `sigfillset`/`sigaddset` leave out the signals glibc and musl reserve (32–34), and a
+/// signal reinit does not block would kill it instead of being forwarded.
+pub type KernelSigset = u64;
+
+fn rt_sigprocmask(how: libc::c_int, set: Option<KernelSigset>) -> io::Result<KernelSigset> {
+    let mut old: KernelSigset = 0;
+    let new = set.unwrap_or(0);
+    let new_ptr: *const KernelSigset = if set.is_some() { &new } else { std::ptr::null() };
+    // SAFETY: both pointers refer to 8-byte locals alive for the call; 8 is the kernel's
+    // sigset size on every 64-bit and 32-bit Linux ABI with 64 signals.
+    let ret = unsafe {
+        libc::syscall(libc::SYS_rt_sigprocmask, how, new_ptr, &mut old as *mut KernelSigset, 8usize)
+    };
+    if ret == -1 { Err(io::Error::last_os_error()) } else { Ok(old) }
+}
+
+/// Block every signal; returns the mask we had before.
+pub fn block_all_signals() -> io::Result<KernelSigset> {
+    rt_sigprocmask(libc::SIG_BLOCK, Some(KernelSigset::MAX))
+}
+
+/// Replace the signal mask (used in the child before exec, and by tests).
+pub fn set_signal_mask(mask: KernelSigset) -> io::Result<()> {
+    rt_sigprocmask(libc::SIG_SETMASK, Some(mask)).map(|_| ())
+}
+
+/// A close-on-exec, non-blocking signalfd for every signal.
+pub fn signalfd_all() -> io::Result<std::os::fd::OwnedFd> {
+    use std::os::fd::FromRawFd;
+    let mask: KernelSigset = KernelSigset::MAX;
+    // SAFETY: the mask pointer refers to an 8-byte local alive for the call.
+    let fd = unsafe {
+        libc::syscall(
+            libc::SYS_signalfd4,
+            -1,
+            &mask as *const KernelSigset,
+            8usize,
+            libc::SFD_CLOEXEC | libc::SFD_NONBLOCK,
+        )
+    };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: the kernel just returned this descriptor to us; nothing else owns it.
+    Ok(unsafe { std::os::fd::OwnedFd::from_raw_fd(fd as libc::c_int) })
+}
+
+/// `PR_SET_CHILD_SUBREAPER`: orphans of our descendants are reparented to us.
+pub fn set_child_subreaper() -> io::Result<()> {
+    // SAFETY: prctl with integer arguments only.
+    check(unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1 as libc::c_ulong, 0, 0, 0) })
+}
+
+/// `PR_SET_PDEATHSIG`: the kernel sends us `sig` when our parent dies.
+pub fn set_parent_death_signal(sig: i32) -> io::Result<()> {
+    // SAFETY: prctl with integer arguments only.
+    check(unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, sig as libc::c_ulong, 0, 0, 0) })
+}
+
+/// Run `hook` in the forked child just before exec.
+///
+/// The hook runs between fork and exec of a single-threaded parent: reinit never starts a
+/// thread, so the child holds no lock another thread could own, and the hook may use the
+/// plain syscall wrappers of nix and this module.
+pub fn before_exec<F>(cmd: &mut Command, hook: F)
+where
+    F: FnMut() -> io::Result<()> + Send + Sync + 'static,
+{
+    // SAFETY: see above; the hook only makes syscalls (sigprocmask, sigaction, tcsetpgrp)
+    // and touches no shared state.
+    unsafe {
+        cmd.pre_exec(hook);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mask_round_trips() {
+        let before = block_all_signals().unwrap();
+        let all = rt_sigprocmask(libc::SIG_BLOCK, None).unwrap();
+        // SIGKILL and SIGSTOP can never be blocked; everything else, 32-34 included, is.
+        assert_eq!(all, KernelSigset::MAX & !(1 << 8) & !(1 << 18));
+        set_signal_mask(before).unwrap();
+        assert_eq!(rt_sigprocmask(libc::SIG_BLOCK, None).unwrap(), before);
+    }
+}

@@ -1,0 +1,592 @@
+//! Watching configuration with raw inotify, the Kubernetes way: directories, never only file
+//! inodes; an event predicate that lets through `IN_MOVED_TO ..data` and changes to watched
+//! names but not the kubelet's own `..` entries; re-arming after deletes and renames; and
+//! content hashing through the user-visible paths, which alone decides whether anything changed.
+//! Also detects `subPath` mounts, which never update.
+
+use inotify::{EventMask, Inotify, WatchDescriptor, WatchMask};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::ffi::{OsStr, OsString};
+use std::fmt;
+use std::fs;
+use std::io::{self, Read};
+use std::os::fd::{AsFd, BorrowedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Component, Path, PathBuf};
+
+#[derive(Debug)]
+pub enum WatchError {
+    /// `inotify_init` failed (EMFILE: too many instances).
+    Init(io::Error),
+    /// `inotify_add_watch` failed on a directory.
+    Add(PathBuf, io::Error),
+    Read(io::Error),
+}
+
+fn limit_hint(e: &io::Error) -> &'static str {
+    match e.raw_os_error() {
+        Some(libc::ENOSPC) => {
+            " (the inotify watch limit is reached: raise fs.inotify.max_user_watches, e.g. sysctl -w fs.inotify.max_user_watches=524288)"
+        }
+        Some(libc::EMFILE) => {
+            " (too many inotify instances: raise fs.inotify.max_user_instances, e.g. sysctl -w fs.inotify.max_user_instances=1024)"
+        }
+        _ => "",
+    }
+}
+
+impl fmt::Display for WatchError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            WatchError::Init(e) => write!(f, "cannot create an inotify instance: {e}{}", limit_hint(e)),
+            WatchError::Add(p, e) => write!(f, "cannot watch {}: {e}{}", p.display(), limit_hint(e)),
+            WatchError::Read(e) => write!(f, "reading inotify events failed: {e}"),
+        }
+    }
+}
+
+/// The kubelet's symlink whose replacement (`rename(..data_tmp, ..data)`) makes new content live.
+pub const DATA_LINK: &str = "..data";
+
+/// Events that can mean new content. Reads (IN_OPEN/IN_ACCESS: kubelet resyncs) are not here;
+/// IN_Q_OVERFLOW is always delivered.
+pub fn watch_mask() -> WatchMask {
+    WatchMask::CREATE
+        | WatchMask::MOVED_TO
+        | WatchMask::MOVED_FROM
+        | WatchMask::DELETE
+        | WatchMask::CLOSE_WRITE
+        | WatchMask::DELETE_SELF
+        | WatchMask::MOVE_SELF
+        | WatchMask::ATTRIB
+}
+
+/// Why a directory is watched, which decides which names in it matter.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Role {
+    /// The directory holding a watched file (or its resolved target): these names matter.
+    Holds(BTreeSet<OsString>),
+    /// A watched directory or one inside it: every name that is content matters.
+    Tree,
+    /// The nearest existing ancestor of a missing path: the next component matters.
+    Ancestor(OsString),
+}
+
+/// Names inside a watched directory that are not content: the kubelet's `..` entries (its
+/// timestamped dirs, `..data_tmp`, crash leftovers) and editors' swap, backup and lock files.
+pub fn is_noise(name: &OsStr) -> bool {
+    let b = name.as_bytes();
+    b.starts_with(b"..")
+        || b.ends_with(b".swp")
+        || b.ends_with(b".swx")
+        || b.ends_with(b"~")
+        || b == b"4913"
+        || b.starts_with(b".#")
+        || (b.starts_with(b"#") && b.ends_with(b"#"))
+}
+
+/// The event predicate: does this event in a directory with these roles warrant a re-read?
+pub fn relevant(roles: &[Role], mask: EventMask, name: Option<&OsStr>) -> bool {
+    if mask.contains(EventMask::Q_OVERFLOW) {
+        return true;
+    }
+    let Some(name) = name.filter(|n| !n.is_empty()) else {
+        // Something happened to the watched directory itself: deleted, moved, re-permissioned.
+        return true;
+    };
+    if name == DATA_LINK {
+        // Only its replacement publishes content; `..data` is never deleted or written.
+        return mask.intersects(EventMask::MOVED_TO | EventMask::CREATE);
+    }
+    roles.iter().any(|role| match role {
+        Role::Holds(names) => names.contains(name),
+        Role::Tree => !is_noise(name),
+        Role::Ancestor(next) => next == name,
+    })
+}
+
+/// Content of one watched path: `None` when it does not exist right now, else a hash per file
+/// (keyed by its path as the app sees it). A directory maps every content file under it.
+pub type TargetContent = Option<BTreeMap<PathBuf, u64>>;
+
+/// Content of every watched path.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Snapshot(pub BTreeMap<PathBuf, TargetContent>);
+
+/// One file whose content differs: `None` on a side means absent there.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Changed {
+    pub path: PathBuf,
+    pub old: Option<u64>,
+    pub new: Option<u64>,
+}
+
+impl Snapshot {
+    /// What differs from `base`. A watched path that is absent now is not a change (it may be
+    /// in the middle of being replaced); it counts when it comes back with other content.
+    /// A key added to or removed from a watched directory is a change.
+    pub fn changes_from(&self, base: &Snapshot) -> Vec<Changed> {
+        let mut out = Vec::new();
+        for (target, now) in &self.0 {
+            let Some(now) = now else { continue };
+            let empty = BTreeMap::new();
+            let before = base.0.get(target).and_then(Option::as_ref).unwrap_or(&empty);
+            let paths: BTreeSet<&PathBuf> = now.keys().chain(before.keys()).collect();
+            for path in paths {
+                let (old, new) = (before.get(path).copied(), now.get(path).copied());
+                if old != new {
+                    out.push(Changed { path: path.clone(), old, new });
+                }
+            }
+        }
+        out
+    }
+
+    /// `self` updated with `newer`, keeping the old content of paths absent in `newer`.
+    pub fn merged(&self, newer: &Snapshot) -> Snapshot {
+        let mut out = self.clone();
+        for (target, content) in &newer.0 {
+            if content.is_some() || !out.0.contains_key(target) {
+                out.0.insert(target.clone(), content.clone());
+            }
+        }
+        out
+    }
+}
+
+/// FNV-1a, 64 bit: a stable content fingerprint (also printed, shortened, in log lines).
+pub fn fnv1a(data: &[u8], mut h: u64) -> u64 {
+    for b in data {
+        h ^= u64::from(*b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    h
+}
+pub const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+
+fn hash_file(path: &Path) -> io::Result<u64> {
+    let mut f = fs::File::open(path)?;
+    let mut buf = [0u8; 16 * 1024];
+    let mut h = FNV_OFFSET;
+    loop {
+        match f.read(&mut buf) {
+            Ok(0) => return Ok(h),
+            Ok(n) => h = fnv1a(&buf[..n], h),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// A fingerprint for a file that exists but cannot be read, so a permission change counts.
+fn unreadable(e: &io::Error) -> u64 {
+    fnv1a(format!("unreadable: {e}").as_bytes(), FNV_OFFSET)
+}
+
+/// Reads watched paths and tells which directories must be watched for them.
+#[derive(Debug, Default)]
+struct Scan {
+    content: TargetContent,
+    dirs: BTreeMap<PathBuf, BTreeSet<Role>>,
+}
+
+impl Scan {
+    fn watch(&mut self, dir: PathBuf, role: Role) {
+        let roles = self.dirs.entry(dir).or_default();
+        // merge the names of `Holds` roles of one directory
+        if let Role::Holds(names) = &role {
+            if let Some(Role::Holds(mine)) = roles.iter().find(|r| matches!(r, Role::Holds(_))).cloned() {
+                roles.remove(&Role::Holds(mine.clone()));
+                roles.insert(Role::Holds(mine.union(names).cloned().collect()));
+                return;
+            }
+        }
+        roles.insert(role);
+    }
+
+    /// Watch the directory holding `path`'s resolved target, for in-place edits of the target.
+    fn watch_target_dir(&mut self, path: &Path) {
+        if let Ok(real) = fs::canonicalize(path) {
+            if let (Some(dir), Some(name)) = (real.parent(), real.file_name()) {
+                self.watch(dir.to_path_buf(), Role::Holds([name.to_os_string()].into()));
+            }
+        }
+    }
+
+    /// The nearest existing ancestor of a missing `path`, watched for the next component.
+    fn watch_ancestor(&mut self, path: &Path) {
+        let mut cur = path;
+        while let Some(parent) = cur.parent() {
+            let parent = if parent.as_os_str().is_empty() { Path::new(".") } else { parent };
+            if parent.is_dir() {
+                if let Some(next) = cur.file_name() {
+                    self.watch(parent.to_path_buf(), Role::Ancestor(next.to_os_string()));
+                }
+                return;
+            }
+            cur = parent;
+        }
+    }
+
+    fn scan_target(path: &Path) -> Scan {
+        let mut scan = Scan::default();
+        match fs::metadata(path) {
+            Ok(m) if m.is_dir() => {
+                let mut files = BTreeMap::new();
+                let mut seen = BTreeSet::new();
+                scan.watch(path.to_path_buf(), Role::Tree);
+                scan.walk(path, &mut files, &mut seen);
+                scan.content = Some(files);
+            }
+            Ok(_) => {
+                let h = hash_file(path).unwrap_or_else(|e| unreadable(&e));
+                scan.content = Some([(path.to_path_buf(), h)].into());
+                scan.watch_holder(path);
+                scan.watch_target_dir(path);
+            }
+            Err(_) => {
+                // Missing (or a dangling symlink): watch where it will appear.
+                if fs::symlink_metadata(path).is_ok() {
+                    scan.watch_holder(path);
+                }
+                scan.watch_ancestor(path);
+            }
+        }
+        scan
+    }
+
+    fn watch_holder(&mut self, path: &Path) {
+        let parent = match path.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        if let Some(name) = path.file_name() {
+            self.watch(parent, Role::Holds([name.to_os_string()].into()));
+        }
+    }
+
+    /// Hash every content file under `dir` (following symlinks, skipping noise), watching each
+    /// directory reached and the directories that symlinked files point into.
+    fn walk(&mut self, dir: &Path, files: &mut BTreeMap<PathBuf, u64>, seen: &mut BTreeSet<PathBuf>) {
+        let Ok(real) = fs::canonicalize(dir) else { return };
+        if !seen.insert(real.clone()) {
+            return; // a symlink loop
+        }
+        if real != dir {
+            self.watch(real, Role::Tree);
+        }
+        let Ok(entries) = fs::read_dir(dir) else { return };
+        let mut names: Vec<OsString> = entries.filter_map(|e| e.ok()).map(|e| e.file_name()).collect();
+        names.sort();
+        for name in names.into_iter().filter(|n| !is_noise(n)) {
+            let path = dir.join(&name);
+            let Ok(meta) = fs::metadata(&path) else { continue }; // dangling: not content (yet)
+            let is_link = fs::symlink_metadata(&path).is_ok_and(|m| m.file_type().is_symlink());
+            if meta.is_dir() {
+                self.watch(path.clone(), Role::Tree);
+                self.walk(&path, files, seen);
+            } else if meta.is_file() {
+                files.insert(path.clone(), hash_file(&path).unwrap_or_else(|e| unreadable(&e)));
+                if is_link {
+                    self.watch_target_dir(&path);
+                }
+            }
+        }
+    }
+}
+
+/// The inotify instance and what it watches.
+pub struct Watcher {
+    inotify: Inotify,
+    targets: Vec<PathBuf>,
+    watched: HashMap<WatchDescriptor, (PathBuf, Vec<Role>)>,
+    buf: Vec<u8>,
+}
+
+/// What one read of the inotify fd found.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Events {
+    /// Something that may have changed content.
+    pub relevant: bool,
+    /// The queue overflowed: events were lost, rescan.
+    pub overflow: bool,
+}
+
+impl Watcher {
+    pub fn new(targets: Vec<PathBuf>) -> Result<Watcher, WatchError> {
+        let inotify = Inotify::init().map_err(WatchError::Init)?;
+        Ok(Watcher { inotify, targets, watched: HashMap::new(), buf: vec![0u8; 64 * 1024] })
+    }
+
+    pub fn targets(&self) -> &[PathBuf] {
+        &self.targets
+    }
+
+    /// Read every watched path now, and bring the set of watched directories up to date
+    /// (re-arming after deletes, renames and paths that appeared). Errors adding a watch are
+    /// returned after the rest is done; the snapshot is complete regardless.
+    pub fn scan(&mut self) -> (Snapshot, Vec<WatchError>) {
+        let mut snapshot = Snapshot::default();
+        let mut dirs: BTreeMap<PathBuf, BTreeSet<Role>> = BTreeMap::new();
+        for target in &self.targets {
+            let scan = Scan::scan_target(target);
+            snapshot.0.insert(target.clone(), scan.content);
+            for (dir, roles) in scan.dirs {
+                dirs.entry(dir).or_default().extend(roles);
+            }
+        }
+        let errors = self.sync_watches(dirs);
+        (snapshot, errors)
+    }
+
+    fn sync_watches(&mut self, dirs: BTreeMap<PathBuf, BTreeSet<Role>>) -> Vec<WatchError> {
+        let mut errors = Vec::new();
+        let mut now: HashMap<WatchDescriptor, (PathBuf, Vec<Role>)> = HashMap::new();
+        for (dir, roles) in dirs {
+            match self.inotify.watches().add(&dir, watch_mask() | WatchMask::ONLYDIR) {
+                Ok(wd) => {
+                    let entry = now.entry(wd).or_insert_with(|| (dir.clone(), Vec::new()));
+                    entry.1.extend(roles);
+                }
+                // gone since the scan: the next event or scan catches up
+                Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {}
+                Err(e) => errors.push(WatchError::Add(dir, e)),
+            }
+        }
+        for wd in self.watched.keys() {
+            if !now.contains_key(wd) {
+                let _ = self.inotify.watches().remove(wd.clone());
+            }
+        }
+        self.watched = now;
+        errors
+    }
+
+    /// Drain pending events (non-blocking).
+    pub fn read(&mut self) -> Result<Events, WatchError> {
+        let mut out = Events::default();
+        loop {
+            let events = match self.inotify.read_events(&mut self.buf) {
+                Ok(events) => events,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(out),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(WatchError::Read(e)),
+            };
+            let mut any = false;
+            for e in events {
+                any = true;
+                if e.mask.contains(EventMask::Q_OVERFLOW) {
+                    out.overflow = true;
+                    out.relevant = true;
+                    continue;
+                }
+                let roles = self.watched.get(&e.wd).map(|(_, r)| r.as_slice()).unwrap_or(&[]);
+                if e.mask.contains(EventMask::IGNORED) {
+                    // the directory is gone: re-arm on the next scan
+                    out.relevant = true;
+                } else if relevant(roles, e.mask, e.name) {
+                    log::trace!(
+                        "event {:?} {:?} in {:?}",
+                        e.mask,
+                        e.name,
+                        self.watched.get(&e.wd).map(|w| &w.0)
+                    );
+                    out.relevant = true;
+                }
+            }
+            if !any {
+                return Ok(out);
+            }
+        }
+    }
+}
+
+impl AsFd for Watcher {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.inotify.as_fd()
+    }
+}
+
+/// Decode the `\NNN` octal escapes of a mountinfo field.
+fn unescape(field: &str) -> String {
+    let b = field.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'\\' && i + 4 <= b.len() && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c)) {
+            out.push((b[i + 1] - b'0') * 64 + (b[i + 2] - b'0') * 8 + (b[i + 3] - b'0'));
+            i += 4;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Whether a `/proc/self/mountinfo` text shows `path` as a subPath bind of a ConfigMap/Secret
+/// key: mounted on exactly `path`, with a root inside a kubelet `..<timestamp>` directory, or
+/// marked `//deleted` because the key was already replaced. Returns the mount's root.
+pub fn subpath_mount(mountinfo: &str, path: &Path) -> Option<String> {
+    mountinfo.lines().rev().find_map(|line| {
+        let mut f = line.split(' ');
+        let (_id, _parent, _dev) = (f.next()?, f.next()?, f.next()?);
+        let root = unescape(f.next()?);
+        let point = unescape(f.next()?);
+        if Path::new(&point) != path {
+            return None;
+        }
+        let kubelet_dir = Path::new(&root).components().any(|c| match c {
+            Component::Normal(n) => {
+                let n = n.as_bytes();
+                n.len() > 6 && n.starts_with(b"..") && n[2..6].iter().all(u8::is_ascii_digit)
+            }
+            _ => false,
+        });
+        (kubelet_dir || root.ends_with("//deleted")).then_some(root)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn os(s: &str) -> Option<&OsStr> {
+        Some(OsStr::new(s))
+    }
+
+    fn holds(names: &[&str]) -> Role {
+        Role::Holds(names.iter().map(OsString::from).collect())
+    }
+
+    #[test]
+    fn data_swap_is_relevant_its_steps_are_not() {
+        let tree = [Role::Tree];
+        // steps 4-7 and 11: the kubelet's own entries
+        assert!(!relevant(&tree, EventMask::CREATE | EventMask::ISDIR, os("..2026_11_25_10_00_00.1")));
+        assert!(!relevant(&tree, EventMask::CREATE, os("..data_tmp")));
+        assert!(!relevant(&tree, EventMask::MOVED_FROM, os("..data_tmp")));
+        assert!(!relevant(&tree, EventMask::DELETE | EventMask::ISDIR, os("..2026_11_25_09_00_00.7")));
+        assert!(!relevant(&tree, EventMask::ATTRIB, os("..data")));
+        // step 8
+        assert!(relevant(&tree, EventMask::MOVED_TO, os("..data")));
+        assert!(relevant(&[holds(&["app.yaml"])], EventMask::MOVED_TO, os("..data")));
+        // steps 9-10: keys added and removed
+        assert!(relevant(&tree, EventMask::CREATE, os("new.yaml")));
+        assert!(relevant(&tree, EventMask::DELETE, os("old.yaml")));
+    }
+
+    #[test]
+    fn only_watched_names_matter_in_a_holding_dir() {
+        let roles = [holds(&["app.yaml"])];
+        assert!(relevant(&roles, EventMask::CLOSE_WRITE, os("app.yaml")));
+        assert!(relevant(&roles, EventMask::MOVED_TO, os("app.yaml")));
+        assert!(relevant(&roles, EventMask::DELETE, os("app.yaml")));
+        assert!(!relevant(&roles, EventMask::CLOSE_WRITE, os("other.yaml")));
+        assert!(!relevant(&roles, EventMask::CREATE, os(".app.yaml.swp")));
+        let roles = [Role::Ancestor("etc".into())];
+        assert!(relevant(&roles, EventMask::CREATE | EventMask::ISDIR, os("etc")));
+        assert!(!relevant(&roles, EventMask::CREATE, os("tmp")));
+    }
+
+    #[test]
+    fn the_directory_itself_and_overflow_are_relevant() {
+        assert!(relevant(&[], EventMask::DELETE_SELF, None));
+        assert!(relevant(&[], EventMask::MOVE_SELF, None));
+        assert!(relevant(&[], EventMask::Q_OVERFLOW, None));
+    }
+
+    #[test]
+    fn noise_names() {
+        for n in ["..data", "..data_tmp", "..2026_01_01", ".x.swp", ".x.swx", "x~", "4913", ".#x", "#x#"] {
+            assert!(is_noise(OsStr::new(n)), "{n}");
+        }
+        for n in ["app.yaml", ".env", "a.b", "conf.d", "#x"] {
+            assert!(!is_noise(OsStr::new(n)), "{n}");
+        }
+    }
+
+    fn snap(entries: &[(&str, Option<&[(&str, u64)]>)]) -> Snapshot {
+        Snapshot(
+            entries
+                .iter()
+                .map(|(t, files)| {
+                    (
+                        PathBuf::from(t),
+                        files.map(|fs| fs.iter().map(|(p, h)| (PathBuf::from(p), *h)).collect()),
+                    )
+                })
+                .collect(),
+        )
+    }
+
+    #[test]
+    fn change_rules() {
+        let base = snap(&[("/d", Some(&[("/d/a", 1), ("/d/b", 2)])), ("/f", Some(&[("/f", 9)]))]);
+        assert!(base.changes_from(&base).is_empty());
+        // content of one key
+        let now = snap(&[("/d", Some(&[("/d/a", 1), ("/d/b", 3)])), ("/f", Some(&[("/f", 9)]))]);
+        assert_eq!(now.changes_from(&base), [Changed { path: "/d/b".into(), old: Some(2), new: Some(3) }]);
+        // a key removed, a key added
+        let now = snap(&[("/d", Some(&[("/d/a", 1), ("/d/c", 2)])), ("/f", Some(&[("/f", 9)]))]);
+        assert_eq!(now.changes_from(&base).len(), 2);
+        // a watched path gone for now is no change; back with the same content neither
+        let gone = snap(&[("/d", None), ("/f", None)]);
+        assert!(gone.changes_from(&base).is_empty());
+        let merged = base.merged(&gone);
+        assert_eq!(merged, base);
+        // missing at start, then appearing
+        let start = snap(&[("/f", None)]);
+        let now = snap(&[("/f", Some(&[("/f", 1)]))]);
+        assert_eq!(now.changes_from(&start), [Changed { path: "/f".into(), old: None, new: Some(1) }]);
+        assert_eq!(start.merged(&now), now);
+    }
+
+    #[test]
+    fn fnv_is_stable() {
+        assert_eq!(fnv1a(b"", FNV_OFFSET), FNV_OFFSET);
+        assert_eq!(fnv1a(b"a", FNV_OFFSET), 0xaf63_dc4c_8601_ec8c);
+        assert_eq!(fnv1a(b"ab", FNV_OFFSET), fnv1a(b"b", fnv1a(b"a", FNV_OFFSET)));
+    }
+
+    const MOUNTINFO: &str = "\
+22 1 8:1 / / rw,relatime shared:1 - ext4 /dev/sda1 rw
+1310 1290 8:1 /var/lib/kubelet/pods/0f/volumes/kubernetes.io~configmap/cfg/..2026_11_25_10_00_00.123456789/app.yaml /etc/app/app.yaml ro,relatime - ext4 /dev/sda1 rw
+1311 1290 0:52 /..2026_11_25_10_00_00.3240668228/key//deleted /etc/secret/key ro,relatime - tmpfs tmpfs rw
+1312 1290 8:1 /var/lib/kubelet/pods/0f/volumes/kubernetes.io~configmap/cfg /etc/cfg ro,relatime - ext4 /dev/sda1 rw
+1313 1290 8:1 /srv/my\\040dir/..2026_01_01_00_00_00.1/x /etc/my\\040x ro - ext4 /dev/sda1 rw
+";
+
+    #[test]
+    fn detects_subpath_mounts() {
+        assert!(subpath_mount(MOUNTINFO, Path::new("/etc/app/app.yaml")).unwrap().contains("..2026_11_25"));
+        assert!(subpath_mount(MOUNTINFO, Path::new("/etc/secret/key")).unwrap().ends_with("//deleted"));
+        assert_eq!(subpath_mount(MOUNTINFO, Path::new("/etc/cfg")), None, "a whole volume updates");
+        assert_eq!(subpath_mount(MOUNTINFO, Path::new("/etc/app")), None);
+        assert!(subpath_mount(MOUNTINFO, Path::new("/etc/my x")).is_some(), "octal escapes");
+        assert_eq!(unescape("a\\040b\\134"), "a b\\");
+    }
+
+    #[test]
+    fn scans_a_kubelet_style_dir() {
+        let dir = std::env::temp_dir().join(format!("reinit-watch-unit-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        let ts = dir.join("..2026_01_01_00_00_00.1");
+        fs::create_dir_all(ts.join("conf.d")).unwrap();
+        fs::write(ts.join("app.yaml"), "a: 1").unwrap();
+        fs::write(ts.join("conf.d/x.conf"), "x").unwrap();
+        std::os::unix::fs::symlink("..2026_01_01_00_00_00.1", dir.join("..data")).unwrap();
+        std::os::unix::fs::symlink("..data/app.yaml", dir.join("app.yaml")).unwrap();
+        std::os::unix::fs::symlink("..data/conf.d", dir.join("conf.d")).unwrap();
+        std::os::unix::fs::symlink("..data/gone", dir.join("dangling")).unwrap();
+        let mut w = Watcher::new(vec![dir.clone(), dir.join("app.yaml")]).unwrap();
+        let (snap, errors) = w.scan();
+        assert!(errors.is_empty());
+        let files: Vec<_> = snap.0[&dir].as_ref().unwrap().keys().cloned().collect();
+        assert_eq!(files, [dir.join("app.yaml"), dir.join("conf.d/x.conf")]);
+        assert_eq!(snap.0[&dir.join("app.yaml")].as_ref().unwrap().len(), 1);
+        let watched: BTreeSet<_> = w.watched.values().map(|(p, _)| p.clone()).collect();
+        assert!(watched.contains(&dir) && watched.contains(&ts.join("conf.d")) && watched.contains(&ts));
+        fs::remove_dir_all(&dir).unwrap();
+    }
+}

@@ -1,0 +1,7 @@
+//! Integration tests: drive the real `reinit` binary from outside against `examples/fake_app.rs`.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod util;
+
+mod init;
+mod watch;
