@@ -65,7 +65,8 @@ fn start_watching(config: &Config) -> Result<Watching, StartError> {
 
 /// `path (old→new)` for up to three changed files.
 fn describe(changes: &[Changed]) -> String {
-    let short = |h: Option<u64>| h.map_or_else(|| "none".to_string(), |h| format!("{:012x}", h & 0xffff_ffff_ffff));
+    let short =
+        |h: Option<u64>| h.map_or_else(|| "none".to_string(), |h| format!("{:012x}", h & 0xffff_ffff_ffff));
     let mut parts: Vec<String> = changes
         .iter()
         .take(3)

@@ -1,0 +1,108 @@
+//! `config_server`: a small HTTP server that shows the configuration it loaded at start.
+//!
+//! ```text
+//! config_server [--config PATH] [--port PORT] [--start-delay MS]
+//! ```
+//!
+//! - Reads `--config PATH` once at start (like most real apps: a change needs a restart).
+//! - Serves on the socket it inherits when `LISTEN_FDS`/`LISTEN_PID` say so (systemd socket
+//!   activation, as `reinit --listen` passes it: fd 3), else binds `0.0.0.0:PORT` itself
+//!   (default 8080).
+//! - `--start-delay MS`: sleeps before serving, like an app that is slow to start.
+//! - Answers every request with `200 OK` and a body of `pid=<pid>` and `config=<content>`;
+//!   `GET /healthz` answers `ok`.
+//! - Logs one line on stderr when it serves and exits 0 on SIGTERM or SIGINT.
+#![allow(unsafe_code)]
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::{TcpListener, TcpStream};
+use std::os::fd::FromRawFd;
+use std::sync::Arc;
+use std::time::Duration;
+
+fn arg_value(args: &[String], name: &str) -> Option<String> {
+    args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).cloned()
+}
+
+/// The listening socket passed by socket activation, if it is meant for this process.
+fn inherited_listener() -> Option<TcpListener> {
+    let fds: u32 = std::env::var("LISTEN_FDS").ok()?.parse().ok()?;
+    let pid: u32 = std::env::var("LISTEN_PID").ok()?.parse().ok()?;
+    if fds < 1 || pid != std::process::id() {
+        return None;
+    }
+    // SAFETY: LISTEN_FDS/LISTEN_PID say fd 3 was passed to this very process, and nothing
+    // else in this program owns it.
+    Some(unsafe { TcpListener::from_raw_fd(3) })
+}
+
+fn serve(mut stream: TcpStream, body: &str) {
+    let mut reader = BufReader::new(match stream.try_clone() {
+        Ok(s) => s,
+        Err(_) => return,
+    });
+    let mut request_line = String::new();
+    if reader.read_line(&mut request_line).is_err() {
+        return;
+    }
+    // drain the headers
+    let mut line = String::new();
+    while reader.read_line(&mut line).map(|n| n > 2).unwrap_or(false) {
+        line.clear();
+    }
+    let body = if request_line.starts_with("GET /healthz ") { "ok\n" } else { body };
+    let _ = write!(
+        stream,
+        "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let config = arg_value(&args, "--config");
+    let port = arg_value(&args, "--port").unwrap_or_else(|| "8080".into());
+    let delay: u64 = arg_value(&args, "--start-delay").and_then(|d| d.parse().ok()).unwrap_or(0);
+
+    let content = match &config {
+        Some(path) => std::fs::read_to_string(path).unwrap_or_else(|e| format!("(cannot read {path}: {e})")),
+        None => "(none)".into(),
+    };
+    let body: Arc<str> = format!("pid={}\nconfig={}\n", std::process::id(), content.trim_end()).into();
+
+    match signal_hook::iterator::Signals::new([signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT]) {
+        Ok(mut signals) => {
+            std::thread::spawn(move || {
+                if let Some(sig) = signals.forever().next() {
+                    eprintln!("config_server: pid {} got signal {sig}, exiting", std::process::id());
+                    std::process::exit(0);
+                }
+            });
+        }
+        Err(e) => eprintln!("config_server: cannot handle signals: {e}"),
+    }
+    std::thread::sleep(Duration::from_millis(delay));
+
+    let (listener, how) = match inherited_listener() {
+        Some(l) => (l, "inherited socket (LISTEN_FDS)"),
+        None => match TcpListener::bind(format!("0.0.0.0:{port}")) {
+            Ok(l) => (l, "own socket"),
+            Err(e) => {
+                eprintln!("config_server: cannot bind port {port}: {e}");
+                std::process::exit(1);
+            }
+        },
+    };
+    let addr = listener.local_addr().map(|a| a.to_string()).unwrap_or_default();
+    eprintln!("config_server: pid {} serving {addr} on its {how}", std::process::id());
+
+    for stream in listener.incoming() {
+        match stream {
+            Ok(stream) => {
+                let body = Arc::clone(&body);
+                std::thread::spawn(move || serve(stream, &body));
+            }
+            Err(e) => eprintln!("config_server: accept: {e}"),
+        }
+    }
+}
