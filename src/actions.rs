@@ -538,6 +538,7 @@ mod tests {
         assert!(s.start().is_empty());
         assert_eq!(s.terminate(Instant::now(), TERM), [Exit(0)]);
         let mut s = Supervisor::new(Policy { sidecar: true, ..policy() });
+        assert!(s.change(Instant::now(), OnChange::Siblings(1)).is_empty(), "the loop signals siblings");
         assert_eq!(s.change(Instant::now(), OnChange::Exit(4)), [Exit(4)]);
     }
 }

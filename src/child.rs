@@ -101,7 +101,7 @@ fn substitute(arg: &str, path: &Path) -> OsString {
     let mut out = Vec::new();
     let mut rest = arg;
     while let Some(i) = rest.find("{}") {
-        out.extend_from_slice(rest[..i].as_bytes());
+        out.extend_from_slice(&rest.as_bytes()[..i]);
         out.extend_from_slice(path.as_os_str().as_bytes());
         rest = &rest[i + 2..];
     }

@@ -35,10 +35,15 @@ pub struct Args {
     #[arg(short = 'w', long = "watch", value_name = "PATH")]
     pub watch: Vec<OsString>,
 
-    /// On a real content change: restart | signal:SIG | exit[:CODE]
+    /// On a real content change: restart | signal:SIG | exit[:CODE] | siblings:SIG
     /// [default: restart with a COMMAND]
     #[arg(long = "on-change", value_name = "ACTION")]
     pub on_change: Option<String>,
+
+    /// Restrict siblings:SIG to processes whose comm or exe basename is NAME (repeatable)
+    /// [default: every sibling]
+    #[arg(long = "sibling", value_name = "NAME")]
+    pub sibling: Vec<String>,
 
     /// Quiet period after the last relevant event before content is compared [default: 100ms]
     #[arg(long = "debounce", value_name = "DURATION")]
@@ -120,6 +125,7 @@ pub struct Given<T> {
 pub struct Raw {
     pub watch: Vec<Given<OsString>>,
     pub on_change: Option<Given<String>>,
+    pub sibling: Vec<Given<String>>,
     pub debounce: Option<Given<String>>,
     pub jitter: Option<Given<String>>,
     pub validate: Option<Given<String>>,
@@ -192,6 +198,7 @@ impl Args {
         Raw {
             watch,
             on_change: single("on-change", self.on_change),
+            sibling: list("sibling", self.sibling),
             debounce: single("debounce", self.debounce),
             jitter: single("jitter", self.jitter),
             validate: single("validate", self.validate),

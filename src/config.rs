@@ -33,6 +33,8 @@ pub enum OnChange {
     Restart,
     Signal(i32),
     Exit(u8),
+    /// Signal the top processes of the pod's other containers.
+    Siblings(i32),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -55,6 +57,8 @@ pub struct Config {
     pub watch: Vec<PathBuf>,
     /// `Some` exactly when something is watched.
     pub on_change: Option<OnChange>,
+    /// `--sibling` names: restrict `siblings:SIG` to processes with this comm or exe basename.
+    pub siblings: Vec<String>,
     pub debounce: Duration,
     pub jitter: Duration,
     pub validate: Option<Vec<String>>,
@@ -236,7 +240,7 @@ fn level_count(given: &Option<Given<String>>) -> Result<u8> {
 }
 
 fn on_change(g: &Given<String>) -> Result<OnChange> {
-    const EXPECTED: &str = "restart, signal:SIG or exit[:CODE]";
+    const EXPECTED: &str = "restart, signal:SIG, exit[:CODE] or siblings:SIG";
     let v = g.value.trim();
     let (kind, arg) = match v.split_once(':') {
         Some((k, a)) => (k.to_ascii_lowercase(), Some(a)),
@@ -247,6 +251,10 @@ fn on_change(g: &Given<String>) -> Result<OnChange> {
         ("signal", Some(sig)) => match parse_signal(sig) {
             Some(s) => Ok(OnChange::Signal(s)),
             None => invalid(g, "signal:SIG with SIG a signal name or number, e.g. signal:HUP"),
+        },
+        ("siblings", Some(sig)) => match parse_signal(sig) {
+            Some(s) => Ok(OnChange::Siblings(s)),
+            None => invalid(g, "siblings:SIG with SIG a signal name or number, e.g. siblings:HUP"),
         },
         ("exit", None) => Ok(OnChange::Exit(0)),
         ("exit", Some(code)) => match code.trim().parse::<u8>() {
@@ -381,6 +389,14 @@ pub fn build(raw: Raw, reinit_log: Option<String>) -> Result<Config> {
         }
         (None, false) => Some(OnChange::Restart),
     };
+    if let Some(g) = raw.sibling.first()
+        && !matches!(on_change, Some(OnChange::Siblings(_)))
+    {
+        return Err(ConfigError::Usage(format!("{} only applies to --on-change siblings:SIG", g.source)));
+    }
+    if let Some(g) = raw.sibling.iter().find(|g| g.value.trim().is_empty() || g.value.contains('/')) {
+        return invalid(g, "a process name (comm or executable basename, without a path)");
+    }
     if let (Some(g), true) = (&raw.validate, watch.is_empty()) {
         return Err(ConfigError::Usage(format!("{} needs something to watch: add --watch PATH", g.source)));
     }
@@ -394,11 +410,11 @@ pub fn build(raw: Raw, reinit_log: Option<String>) -> Result<Config> {
             Some(OnChange::Restart) | Some(OnChange::Signal(_)) => {
                 return Err(ConfigError::Usage(
                     "--on-change restart and signal:SIG act on the app, but no COMMAND was given: \
-                     give one, or use --on-change exit[:CODE]"
+                     give one, or use --on-change siblings:SIG or exit[:CODE]"
                         .into(),
                 ));
             }
-            Some(OnChange::Exit(_)) => {}
+            Some(OnChange::Exit(_)) | Some(OnChange::Siblings(_)) => {}
         }
         if raw.restart_on_exit.is_some() {
             return Err(ConfigError::Usage("--restart-on-exit needs a COMMAND to restart".into()));
@@ -408,6 +424,7 @@ pub fn build(raw: Raw, reinit_log: Option<String>) -> Result<Config> {
         command: raw.command,
         watch,
         on_change,
+        siblings: raw.sibling.into_iter().map(|g| g.value.trim().to_string()).collect(),
         debounce,
         jitter,
         validate,
@@ -537,6 +554,14 @@ mod tests {
         assert!(cfg(&["-w", "/x"], &[]).is_err());
         assert!(cfg(&["-w", "/x", "--on-change", "restart"], &[]).is_err());
         assert!(cfg(&["-w", "/x", "--on-change", "signal:HUP"], &[]).is_err());
+        let c = cfg(&["-w", "/x", "--on-change", "siblings:HUP", "--sibling", "nginx"], &[]).unwrap();
+        assert_eq!(c.on_change, Some(OnChange::Siblings(1)));
+        assert_eq!(c.siblings, ["nginx"]);
+        assert!(cfg(&["-w", "/x", "--on-change", "exit", "--sibling", "nginx"], &[]).is_err());
+        assert!(
+            cfg(&["-w", "/x", "--on-change", "siblings:HUP", "--sibling", "/usr/sbin/nginx"], &[]).is_err()
+        );
+        assert!(cfg(&["-w", "/x", "--on-change", "siblings:BOGUS"], &[]).is_err());
         let c = cfg(&["-w", "/x", "--on-change", "exit:3"], &[]).unwrap();
         assert!(c.sidecar());
         assert_eq!(c.on_change, Some(OnChange::Exit(3)));

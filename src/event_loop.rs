@@ -6,6 +6,7 @@ use crate::actions::{Action, Policy, Supervisor, Target};
 use crate::child::{self, Spawn};
 use crate::config::{self, Config, Forward, OnChange};
 use crate::reap;
+use crate::siblings::{Procfs, Sibling};
 use crate::signals::{Received, Signals};
 use crate::sys;
 use crate::watch::{Changed, Snapshot, WatchError, Watcher};
@@ -44,6 +45,15 @@ fn start_watching(config: &Config) -> Result<Watching, StartError> {
                 return Err(StartError::Watch(e));
             }
             _ => warn!("{e}"),
+        }
+    }
+    if let Some(OnChange::Siblings(_)) = config.on_change {
+        let procfs = Procfs::new("/proc");
+        if crate::siblings::alone_in_namespace(procfs.top_ancestor(std::process::id() as i32)) {
+            warn!(
+                "reinit's container is PID 1 of its PID namespace, so no sibling container can be seen: \
+                 set shareProcessNamespace: true in the pod spec"
+            );
         }
     }
     let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
@@ -349,6 +359,11 @@ impl Loop {
             OnChange::Restart => "restart the app".to_string(),
             OnChange::Signal(sig) => format!("send SIG{} to the app", config::signal_name(sig)),
             OnChange::Exit(code) => format!("stop the app and exit with {code}"),
+            OnChange::Siblings(sig) => {
+                w.baseline = w.baseline.merged(&snapshot);
+                self.signal_siblings(now, sig, &what);
+                return Vec::new();
+            }
         };
         if self.config.dry_run {
             info!("{what}: would {action} (--dry-run)");
@@ -370,8 +385,67 @@ impl Loop {
                 }
             }
             OnChange::Exit(_) => info!("{what}: going to {action}"),
+            OnChange::Siblings(_) => {}
         }
         self.supervisor.change(now, on_change)
+    }
+
+    /// `siblings:SIG`: signal the top processes of the pod's other containers through pidfds,
+    /// after checking each is still the process found by the scan.
+    fn signal_siblings(&self, now: Instant, sig: i32, what: &str) {
+        let name = config::signal_name(sig);
+        let procfs = Procfs::new("/proc");
+        let found = match procfs.siblings(self.me, &self.config.siblings) {
+            Ok(found) => found,
+            Err(e) => return error!("{what}: {e}"),
+        };
+        if found.is_empty() {
+            let filter = match self.config.siblings.as_slice() {
+                [] => String::new(),
+                names => format!(" named {}", names.join(" or ")),
+            };
+            return warn!(
+                "{what}: no sibling process{filter} found to send SIG{name}; the pod needs \
+                 shareProcessNamespace: true, and --sibling must match the process's comm or executable name"
+            );
+        }
+        let list = |v: &[&Sibling]| {
+            v.iter().map(|s| format!("{} (pid {})", s.name, s.pid)).collect::<Vec<_>>().join(", ")
+        };
+        if self.config.dry_run {
+            return info!(
+                "{what}: would send SIG{name} to {} (--dry-run)",
+                list(&found.iter().collect::<Vec<_>>())
+            );
+        }
+        let mut sent = Vec::new();
+        for s in &found {
+            let result = sys::pidfd_open(s.pid).and_then(|fd| {
+                if procfs.is_same(s) {
+                    sys::pidfd_send_signal(fd.as_fd(), sig).map(|()| true)
+                } else {
+                    Ok(false)
+                }
+            });
+            match result {
+                Ok(true) => sent.push(s),
+                Ok(false) => {
+                    debug!("{} (pid {}) exited and its pid was reused: not signalled", s.name, s.pid)
+                }
+                Err(e) if e.raw_os_error() == Some(libc::ESRCH) => {
+                    debug!("{} (pid {}) is gone", s.name, s.pid)
+                }
+                Err(e) if e.raw_os_error() == Some(libc::EPERM) => error!(
+                    "cannot send SIG{name} to {} (pid {}): permission denied; it runs as another user: \
+                     run reinit with the same UID, or give it the CAP_KILL capability",
+                    s.name, s.pid
+                ),
+                Err(e) => error!("cannot send SIG{name} to {} (pid {}): {e}", s.name, s.pid),
+            }
+        }
+        if !sent.is_empty() {
+            info!("{what}: sent SIG{name} to {} in {} ms", list(&sent), now.elapsed().as_millis());
+        }
     }
 
     fn reap(&mut self, now: Instant) -> Vec<Action> {
@@ -412,10 +486,10 @@ impl Loop {
         let name = config::signal_name(sig);
         match target {
             Target::App if self.supervisor.app_running() => {
-                if let Some(pid) = self.app {
-                    if let Err(e) = sys::kill(pid, sig) {
-                        debug!("SIG{name} to the app (pid {pid}): {e}");
-                    }
+                if let Some(pid) = self.app
+                    && let Err(e) = sys::kill(pid, sig)
+                {
+                    debug!("SIG{name} to the app (pid {pid}): {e}");
                 }
             }
             Target::App => debug!("no app running: SIG{name} not sent"),

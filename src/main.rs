@@ -8,6 +8,7 @@ mod cli;
 mod config;
 mod event_loop;
 mod reap;
+mod siblings;
 mod signals;
 mod sys;
 mod watch;
