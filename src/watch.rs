@@ -206,10 +206,10 @@ impl Scan {
 
     /// Watch the directory holding `path`'s resolved target, for in-place edits of the target.
     fn watch_target_dir(&mut self, path: &Path) {
-        if let Ok(real) = fs::canonicalize(path) {
-            if let (Some(dir), Some(name)) = (real.parent(), real.file_name()) {
-                self.watch(dir.to_path_buf(), Role::Holds([name.to_os_string()].into()));
-            }
+        if let Ok(real) = fs::canonicalize(path)
+            && let (Some(dir), Some(name)) = (real.parent(), real.file_name())
+        {
+            self.watch(dir.to_path_buf(), Role::Holds([name.to_os_string()].into()));
         }
     }
 
