@@ -49,8 +49,9 @@ pub struct Spawn<'a> {
     pub sigpipe_ignored: bool,
     /// Make the app's process group the terminal's foreground group.
     pub take_terminal: bool,
-    /// Extra environment for the app.
-    pub env: &'a [(OsString, OsString)],
+    /// Listening sockets to pass at fd 3, 4, … with `LISTEN_FDS`/`LISTEN_PID`/`LISTEN_FDNAMES`.
+    pub listen_fds: &'a [i32],
+    pub listen_names: &'a str,
 }
 
 /// Whether reinit's process group owns the terminal on stdin (so the app should take it over).
@@ -67,10 +68,9 @@ pub fn spawn(spec: &Spawn<'_>) -> Result<i32, SpawnError> {
     };
     let mut cmd = Command::new(program);
     cmd.args(args).process_group(0);
-    for (k, v) in spec.env {
-        cmd.env(k, v);
-    }
     let (mask, sigpipe_ignored, take_terminal) = (spec.mask, spec.sigpipe_ignored, spec.take_terminal);
+    let listen_fds = spec.listen_fds.to_vec();
+    let listen_names = spec.listen_names.to_string();
     sys::before_exec(&mut cmd, move || {
         // Still every signal blocked: a background group calling tcsetpgrp would get SIGTTOU.
         sys::set_signal_mask(u64::MAX)?;
@@ -81,6 +81,9 @@ pub fn spawn(spec: &Spawn<'_>) -> Result<i32, SpawnError> {
         }
         if sigpipe_ignored {
             sys::set_disposition(libc::SIGPIPE, true)?;
+        }
+        if !listen_fds.is_empty() {
+            pass_sockets(&listen_fds, &listen_names)?;
         }
         sys::set_signal_mask(mask)
     });
@@ -165,6 +168,24 @@ pub fn validate(argv: &[String], path: &Path, mask: u64, timeout: Duration) -> R
         Some(code) => Err(format!("the validator exited with {code}{said}")),
         None => Err(format!("the validator failed{said}")),
     }
+}
+
+/// In the child: put the listening sockets at fd 3, 4, … (not close-on-exec) and say so in
+/// `LISTEN_FDS`, `LISTEN_PID` (this process, the app-to-be) and `LISTEN_FDNAMES`.
+fn pass_sockets(fds: &[i32], names: &str) -> io::Result<()> {
+    let n = fds.len() as i32;
+    // First move every socket above the target range, so no dup2 clobbers one not yet moved.
+    let above = fds.iter().copied().max().unwrap_or(0).max(2 + n) + 1;
+    let mut high = Vec::with_capacity(fds.len());
+    for fd in fds {
+        high.push(sys::dup_at_least(*fd, above)?);
+    }
+    for (i, fd) in high.iter().enumerate() {
+        sys::dup2(*fd, 3 + i as i32)?;
+    }
+    sys::setenv("LISTEN_FDS", &n.to_string())?;
+    sys::setenv("LISTEN_PID", &std::process::id().to_string())?;
+    sys::setenv("LISTEN_FDNAMES", names)
 }
 
 /// The exit code reinit reports for a raw wait status: the code, or 128+N for signal N.

@@ -87,6 +87,11 @@ pub struct Args {
     #[arg(short = 'e', long = "remap-exit", value_name = "CODE[:TO]")]
     pub remap_exit: Vec<String>,
 
+    /// Hold a listening socket and pass it to every app start (fd 3, 4, … with LISTEN_FDS):
+    /// [NAME=]tcp:HOST:PORT, [NAME=]tcp6:[HOST]:PORT or [NAME=]unix:PATH (repeatable)
+    #[arg(long = "listen", value_name = "ADDR")]
+    pub listen: Vec<String>,
+
     /// Signal reinit receives when its parent dies, handled like any received signal
     #[arg(long = "parent-death-signal", value_name = "SIG")]
     pub parent_death_signal: Option<String>,
@@ -107,7 +112,6 @@ pub struct Args {
     #[arg(
         value_name = "COMMAND",
         trailing_var_arg = true,
-        allow_hyphen_values = true,
         num_args = 0..
     )]
     pub command: Vec<OsString>,
@@ -136,6 +140,7 @@ pub struct Raw {
     pub map_signal: Vec<Given<String>>,
     pub restart_on_exit: Option<Given<String>>,
     pub remap_exit: Vec<Given<String>>,
+    pub listen: Vec<Given<String>>,
     pub parent_death_signal: Option<Given<String>>,
     pub dry_run: Option<Given<String>>,
     pub verbose: Option<Given<String>>,
@@ -209,6 +214,7 @@ impl Args {
             map_signal: list("map-signal", self.map_signal),
             restart_on_exit: single("restart-on-exit", self.restart_on_exit),
             remap_exit: list("remap-exit", self.remap_exit),
+            listen: list("listen", self.listen),
             parent_death_signal: single("parent-death-signal", self.parent_death_signal),
             dry_run,
             verbose: count("verbose", self.verbose),
@@ -260,6 +266,12 @@ mod tests {
         assert_eq!(raw.verbose.unwrap().value, "1");
         let raw = parse(&["reinit", "--", "-weird"], &[]);
         assert_eq!(raw.command, ["-weird"]);
+    }
+
+    #[test]
+    fn an_unknown_option_is_an_error_not_a_command() {
+        assert!(Args::try_parse_from(["reinit", "--bogus", "--", "app"]).is_err());
+        assert!(Args::try_parse_from(["reinit", "--bogus"]).is_err());
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! of the command line checked. Pure (no I/O), so every rule is unit-tested here.
 
 use crate::cli::{Given, Raw};
+use crate::sockets::{self, ListenSpec};
 use std::ffi::OsString;
 use std::fmt;
 use std::path::PathBuf;
@@ -71,6 +72,8 @@ pub struct Config {
     pub restart_on_exit: RestartPolicy,
     pub remap_exit: Vec<(u8, u8)>,
     pub parent_death_signal: Option<i32>,
+    /// `--listen` sockets, in order (fd 3, 4, … in the app).
+    pub listen: Vec<ListenSpec>,
     pub dry_run: bool,
     /// env_logger filter: from -v/-q when given, else `REINIT_LOG`, else `info`.
     pub log_filter: String,
@@ -336,6 +339,19 @@ pub fn build(raw: Raw, reinit_log: Option<String>) -> Result<Config> {
     )?;
     let signal_map = raw.map_signal.iter().map(signal_map).collect::<Result<Vec<_>>>()?;
     let remap_exit = raw.remap_exit.iter().map(remap_exit).collect::<Result<Vec<_>>>()?;
+    let listen = raw
+        .listen
+        .iter()
+        .map(|g| sockets::parse(&g.value).or_else(|why| invalid(g, &why)))
+        .collect::<Result<Vec<_>>>()?;
+    if let Some(g) = raw.listen.first()
+        && raw.command.is_empty()
+    {
+        return Err(ConfigError::Usage(format!(
+            "{} passes sockets to the app, but no COMMAND was given",
+            g.source
+        )));
+    }
     let dry_run = match &raw.dry_run {
         None => false,
         Some(g) => match parse_bool(&g.value) {
@@ -436,6 +452,7 @@ pub fn build(raw: Raw, reinit_log: Option<String>) -> Result<Config> {
         restart_on_exit,
         remap_exit,
         parent_death_signal,
+        listen,
         dry_run,
         log_filter,
     })
@@ -544,6 +561,11 @@ mod tests {
         assert!(cfg(&["-w", "/x", "--on-change", "signal:BOGUS", "app"], &[]).is_err());
         assert!(cfg(&["-w", "/x", "--validate", "  ", "app"], &[]).is_err());
         assert!(cfg(&["-v"], &[("REINIT_QUIET", "lots")]).is_err());
+        let err = cfg(&["--listen", "tcp:nope", "app"], &[]).unwrap_err().to_string();
+        assert!(err.contains("--listen") && err.contains("tcp:nope"), "{err}");
+        assert!(cfg(&["--listen", "tcp::80", "-w", "/x", "--on-change", "exit"], &[]).is_err());
+        let c = cfg(&["app"], &[("REINIT_LISTEN", "tcp::8080,unix:/run/a.sock")]).unwrap();
+        assert_eq!(c.listen.len(), 2);
     }
 
     #[test]

@@ -8,6 +8,7 @@ use crate::config::{self, Config, Forward, OnChange};
 use crate::reap;
 use crate::siblings::{Procfs, Sibling};
 use crate::signals::{Received, Signals};
+use crate::sockets::{self, Listener, SocketsError};
 use crate::sys;
 use crate::watch::{Changed, Snapshot, WatchError, Watcher};
 use log::{debug, error, info, warn};
@@ -22,6 +23,7 @@ use std::time::{Duration, Instant};
 pub enum StartError {
     Signals(std::io::Error),
     Watch(WatchError),
+    Listen(SocketsError),
 }
 
 impl fmt::Display for StartError {
@@ -29,6 +31,7 @@ impl fmt::Display for StartError {
         match self {
             StartError::Signals(e) => write!(f, "cannot set up signal handling: {e}"),
             StartError::Watch(e) => write!(f, "{e}"),
+            StartError::Listen(e) => write!(f, "{e}"),
         }
     }
 }
@@ -115,6 +118,10 @@ struct Loop {
     app: Option<i32>,
     exit: Option<u8>,
     watch: Option<Watching>,
+    /// Sockets held for the app (`--listen` and socket activation), with their fds and names.
+    listeners: Vec<Listener>,
+    listen_fds: Vec<i32>,
+    listen_names: String,
 }
 
 /// Runtime state of `--watch`.
@@ -135,6 +142,8 @@ struct Watching {
 
 /// Set up signals, reaping and the parent-death signal, then run until the app's end.
 pub fn run(config: Config) -> Result<u8, StartError> {
+    // Sockets first, before anything else opens a descriptor.
+    let listeners = open_listeners(&config)?;
     let inherited = sys::block_all_signals().map_err(StartError::Signals)?;
     let fd = sys::signalfd_all().map_err(StartError::Signals)?;
     let signals = Signals::new(fd, inherited);
@@ -172,7 +181,12 @@ pub fn run(config: Config) -> Result<u8, StartError> {
         true => None,
         false => Some(start_watching(&config)?),
     };
+    let listen_fds = listeners.iter().map(|l| std::os::fd::AsRawFd::as_raw_fd(&l.as_fd())).collect();
+    let listen_names = sockets::fd_names(&listeners);
     let mut lp = Loop {
+        listeners,
+        listen_fds,
+        listen_names,
         watch,
         supervisor: Supervisor::new(policy),
         take_terminal: !config.sidecar() && child::owns_terminal(),
@@ -184,7 +198,35 @@ pub fn run(config: Config) -> Result<u8, StartError> {
     };
     let first = lp.supervisor.start();
     lp.execute(first);
-    Ok(lp.run())
+    let code = lp.run();
+    for l in &lp.listeners {
+        l.cleanup();
+    }
+    Ok(code)
+}
+
+/// Sockets inherited through socket activation (`LISTEN_PID` = our pid), then `--listen` ones.
+fn open_listeners(config: &Config) -> Result<Vec<Listener>, StartError> {
+    let var = |name: &str| std::env::var(name).ok();
+    let mut out: Vec<Listener> = sockets::activation(
+        var("LISTEN_PID").as_deref(),
+        var("LISTEN_FDS").as_deref(),
+        var("LISTEN_FDNAMES").as_deref(),
+        std::process::id(),
+    )
+    .into_iter()
+    .filter_map(|(fd, name)| match sys::adopt_fd(fd) {
+        Some(owned) => Some(Listener::adopted(owned, name)),
+        None => {
+            warn!("LISTEN_FDS names fd {fd}, which is not open: skipped");
+            None
+        }
+    })
+    .collect();
+    for spec in &config.listen {
+        out.push(Listener::bind(spec).map_err(StartError::Listen)?);
+    }
+    Ok(out)
 }
 
 impl Loop {
@@ -537,7 +579,8 @@ impl Loop {
             mask: self.signals.app_mask(),
             sigpipe_ignored: sys::sigpipe_was_ignored(),
             take_terminal: self.take_terminal,
-            env: &[],
+            listen_fds: &self.listen_fds,
+            listen_names: &self.listen_names,
         };
         if let Some(w) = self.watch.as_mut() {
             // The content this app starts with: later changes are measured against it, and

@@ -10,6 +10,7 @@ mod event_loop;
 mod reap;
 mod siblings;
 mod signals;
+mod sockets;
 mod sys;
 mod watch;
 

@@ -164,6 +164,45 @@ pub fn pidfd_send_signal(fd: std::os::fd::BorrowedFd<'_>, sig: i32) -> io::Resul
     if ret < 0 { Err(io::Error::last_os_error()) } else { Ok(()) }
 }
 
+/// `fcntl(F_DUPFD_CLOEXEC)`: a close-on-exec copy of `fd` at the lowest free number >= `min`.
+pub fn dup_at_least(fd: i32, min: i32) -> io::Result<i32> {
+    // SAFETY: integer arguments only; an invalid fd is reported as EBADF.
+    let new = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, min) };
+    if new < 0 { Err(io::Error::last_os_error()) } else { Ok(new) }
+}
+
+/// `dup2(2)`: the copy at `new` is not close-on-exec.
+pub fn dup2(old: i32, new: i32) -> io::Result<()> {
+    // SAFETY: integer arguments only. Used between fork and exec, where replacing whatever sat
+    // at `new` is the point.
+    check(unsafe { libc::dup2(old, new) })
+}
+
+/// `setenv(3)` in the forked child, before exec (the environment `execvp` passes on).
+pub fn setenv(name: &str, value: &str) -> io::Result<()> {
+    let name = std::ffi::CString::new(name).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+    let value = std::ffi::CString::new(value).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+    // SAFETY: valid NUL-terminated strings; called only in the single-threaded child between fork
+    // and exec, so no other thread reads the environment concurrently.
+    check(unsafe { libc::setenv(name.as_ptr(), value.as_ptr(), 1) })
+}
+
+/// Take ownership of an inherited descriptor (socket activation), making it close-on-exec.
+/// `None` if `fd` is not open.
+pub fn adopt_fd(fd: i32) -> Option<std::os::fd::OwnedFd> {
+    use std::os::fd::FromRawFd;
+    // SAFETY: integer arguments only.
+    let flags = unsafe { libc::fcntl(fd, libc::F_GETFD) };
+    if flags < 0 {
+        return None;
+    }
+    // SAFETY: as above.
+    unsafe { libc::fcntl(fd, libc::F_SETFD, flags | libc::FD_CLOEXEC) };
+    // SAFETY: the fd is open, was passed to us by our parent for our use (LISTEN_PID is our
+    // pid), and nothing else in reinit owns it.
+    Some(unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) })
+}
+
 /// Run `hook` in the forked child just before exec.
 ///
 /// The hook runs between fork and exec of a single-threaded parent: reinit never starts a
