@@ -4,20 +4,21 @@
 //! config_server [--config PATH] [--port PORT] [--start-delay MS]
 //! ```
 //!
-//! - Reads `--config PATH` once at start (like most real apps: a change needs a restart).
+//! - Reads `--config PATH` at start, and again on SIGHUP (so it can be reloaded by a restart,
+//!   by `--on-change signal:HUP`, or from a sidecar with `--on-change siblings:HUP`).
 //! - Serves on the socket it inherits when `LISTEN_FDS`/`LISTEN_PID` say so (systemd socket
 //!   activation, as `reinit --listen` passes it: fd 3), else binds `0.0.0.0:PORT` itself
 //!   (default 8080).
 //! - `--start-delay MS`: sleeps before serving, like an app that is slow to start.
 //! - Answers every request with `200 OK` and a body of `pid=<pid>` and `config=<content>`;
 //!   `GET /healthz` answers `ok`.
-//! - Logs one line on stderr when it serves and exits 0 on SIGTERM or SIGINT.
+//! - Logs one line on stderr when it serves and on each reload; exits 0 on SIGTERM or SIGINT.
 #![allow(unsafe_code)]
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::{TcpListener, TcpStream};
 use std::os::fd::FromRawFd;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 fn arg_value(args: &[String], name: &str) -> Option<String> {
@@ -64,16 +65,31 @@ fn main() {
     let port = arg_value(&args, "--port").unwrap_or_else(|| "8080".into());
     let delay: u64 = arg_value(&args, "--start-delay").and_then(|d| d.parse().ok()).unwrap_or(0);
 
-    let content = match &config {
-        Some(path) => std::fs::read_to_string(path).unwrap_or_else(|e| format!("(cannot read {path}: {e})")),
-        None => "(none)".into(),
+    let load = move || -> String {
+        let content = match &config {
+            Some(path) => {
+                std::fs::read_to_string(path).unwrap_or_else(|e| format!("(cannot read {path}: {e})"))
+            }
+            None => "(none)".into(),
+        };
+        format!("pid={}\nconfig={}\n", std::process::id(), content.trim_end())
     };
-    let body: Arc<str> = format!("pid={}\nconfig={}\n", std::process::id(), content.trim_end()).into();
+    let body = Arc::new(RwLock::new(load()));
 
-    match signal_hook::iterator::Signals::new([signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT]) {
+    use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+    match signal_hook::iterator::Signals::new([SIGTERM, SIGINT, SIGHUP]) {
         Ok(mut signals) => {
+            let body = Arc::clone(&body);
             std::thread::spawn(move || {
-                if let Some(sig) = signals.forever().next() {
+                for sig in signals.forever() {
+                    if sig == SIGHUP {
+                        let fresh = load();
+                        eprintln!("config_server: pid {} reloaded its config", std::process::id());
+                        if let Ok(mut b) = body.write() {
+                            *b = fresh;
+                        }
+                        continue;
+                    }
                     eprintln!("config_server: pid {} got signal {sig}, exiting", std::process::id());
                     std::process::exit(0);
                 }
@@ -99,7 +115,7 @@ fn main() {
     for stream in listener.incoming() {
         match stream {
             Ok(stream) => {
-                let body = Arc::clone(&body);
+                let body = body.read().map(|b| b.clone()).unwrap_or_default();
                 std::thread::spawn(move || serve(stream, &body));
             }
             Err(e) => eprintln!("config_server: accept: {e}"),
