@@ -90,6 +90,8 @@ pub struct Supervisor {
     last_code: Option<u8>,
     started_at: Option<Instant>,
     backoff: Duration,
+    /// The signal the current stop sent (for the rest of the group once the app is gone).
+    stop_sig: i32,
 }
 
 impl Supervisor {
@@ -102,6 +104,7 @@ impl Supervisor {
             last_code: None,
             started_at: None,
             backoff: BACKOFF_FIRST,
+            stop_sig: libc::SIGTERM,
         }
     }
 
@@ -165,6 +168,7 @@ impl Supervisor {
 
     fn begin_stop(&mut self, now: Instant, sig: i32, then: Then) -> Vec<Action> {
         self.then = then;
+        self.stop_sig = sig;
         self.phase = Phase::Stopping { kill_at: now + self.policy.stop_timeout, give_up_at: None };
         let mut out = vec![Action::Signal(self.stop_target(), sig)];
         if self.final_stop() {
@@ -246,6 +250,10 @@ impl Supervisor {
                         a => a,
                     })
                     .collect()
+            }
+            // Stopped with --forward child: the app is gone, now the rest of its group.
+            Phase::Stopping { give_up_at: None, .. } if self.policy.forward == Forward::Child => {
+                vec![Action::Signal(Target::Group, self.stop_sig)]
             }
             _ => Vec::new(),
         }
@@ -426,7 +434,11 @@ mod tests {
         let t0 = Instant::now();
         let mut s = running(Policy { forward: Forward::Child, ..policy() }, t0);
         assert_eq!(s.terminate(t0, TERM)[0], Signal(App, TERM));
-        // but the SIGKILL always takes the whole group
+        // once the app is gone, the rest of its group gets the stop signal too
+        assert_eq!(s.app_exited(t0 + secs(1), 0), [Signal(Group, TERM)]);
+        let mut s = running(Policy { forward: Forward::Child, ..policy() }, t0);
+        s.terminate(t0, TERM);
+        // the SIGKILL always takes the whole group
         assert_eq!(s.tick(t0 + secs(10))[1], Signal(Group, KILL));
     }
 

@@ -1,0 +1,39 @@
+//! The init contract (issue 3, DESIGN.md §2–§3), one test per behaviour, driving the real
+//! binary against `examples/fake_app.rs`. Grouped by the issue's numbered points:
+//!
+//! 1. [`exit_status`] — exit statuses; [`usage`] — usage errors, help, version, env fallbacks
+//! 2. [`forwarding`] — signal forwarding, `--forward`, `--map-signal`
+//! 3. [`stop`] — the stop sequence
+//! 4. [`reaping`] — zombies, orphans, subreaper, SIGCHLD ignored
+//! 5. [`transparency`], [`pty`] — argv/env/cwd/stdio/mask/fds, job control
+//! 6. [`idle`] — no wake-ups
+//! 7. [`restart`] — `--restart-on-exit`
+
+mod exit_status;
+mod forwarding;
+mod idle;
+mod pty;
+mod reaping;
+mod restart;
+mod stop;
+mod transparency;
+mod usage;
+
+use crate::util::{DEADLINE, Proc, fake_app, reinit_cmd};
+
+/// Starts `reinit REINIT_ARGS -- fake_app APP_ARGS` (not PID 1) and waits for the app's
+/// `ready` line; returns the process and that line.
+fn start(reinit_args: &[&str], app_args: &[&str]) -> (Proc, String) {
+    let mut p = Proc::spawn(reinit_cmd(with_app(reinit_args, app_args)));
+    let ready = p.wait_line("ready pid=", DEADLINE);
+    (p, ready)
+}
+
+/// `REINIT_ARGS -- <fake_app> APP_ARGS` as one argument list.
+fn with_app(reinit_args: &[&str], app_args: &[&str]) -> Vec<String> {
+    let mut args: Vec<String> = reinit_args.iter().map(|s| s.to_string()).collect();
+    args.push("--".into());
+    args.push(fake_app());
+    args.extend(app_args.iter().map(|s| s.to_string()));
+    args
+}
