@@ -506,7 +506,9 @@ mod tests {
         }
     }
 
-    fn snap(entries: &[(&str, Option<&[(&str, u64)]>)]) -> Snapshot {
+    type Files<'a> = Option<&'a [(&'a str, u64)]>;
+
+    fn snap(entries: &[(&str, Files<'_>)]) -> Snapshot {
         Snapshot(
             entries
                 .iter()
