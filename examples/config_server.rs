@@ -12,7 +12,9 @@
 //! - `--start-delay MS`: sleeps before serving, like an app that is slow to start.
 //! - Answers every request with `200 OK` and a body of `pid=<pid>` and `config=<content>`;
 //!   `GET /healthz` answers `ok`.
-//! - Logs one line on stderr when it serves and on each reload; exits 0 on SIGTERM or SIGINT.
+//! - On SIGTERM or SIGINT it stops accepting, finishes the requests in flight, and exits 0 (what
+//!   is still queued in the listening socket stays there for the next app under `--listen`).
+//! - Logs one line on stderr when it serves, on each reload and when it stops.
 #![allow(unsafe_code)]
 
 use std::io::{BufRead, BufReader, Write};
@@ -77,6 +79,13 @@ fn main() {
     let body = Arc::new(RwLock::new(load()));
 
     use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+    let (stop_rx, mut stop_tx) = match std::io::pipe() {
+        Ok(pipe) => pipe,
+        Err(e) => {
+            eprintln!("config_server: cannot create a pipe: {e}");
+            std::process::exit(1);
+        }
+    };
     match signal_hook::iterator::Signals::new([SIGTERM, SIGINT, SIGHUP]) {
         Ok(mut signals) => {
             let body = Arc::clone(&body);
@@ -90,8 +99,12 @@ fn main() {
                         }
                         continue;
                     }
-                    eprintln!("config_server: pid {} got signal {sig}, exiting", std::process::id());
-                    std::process::exit(0);
+                    eprintln!(
+                        "config_server: pid {} got signal {sig}, finishing its requests",
+                        std::process::id()
+                    );
+                    let _ = stop_tx.write_all(b"x"); // wakes the accept loop
+                    return;
                 }
             });
         }
@@ -112,13 +125,29 @@ fn main() {
     let addr = listener.local_addr().map(|a| a.to_string()).unwrap_or_default();
     eprintln!("config_server: pid {} serving {addr} on its {how}", std::process::id());
 
-    for stream in listener.incoming() {
-        match stream {
-            Ok(stream) => {
-                let body = body.read().map(|b| b.clone()).unwrap_or_default();
-                std::thread::spawn(move || serve(stream, &body));
+    // Accept until told to stop; the scope then waits for every request in flight.
+    std::thread::scope(|scope| {
+        loop {
+            use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+            use std::os::fd::AsFd;
+            let mut fds = [
+                PollFd::new(stop_rx.as_fd(), PollFlags::POLLIN),
+                PollFd::new(listener.as_fd(), PollFlags::POLLIN),
+            ];
+            if poll(&mut fds, PollTimeout::NONE).is_err() {
+                continue;
             }
-            Err(e) => eprintln!("config_server: accept: {e}"),
+            if fds[0].any() != Some(false) {
+                break;
+            }
+            match listener.accept() {
+                Ok((stream, _)) => {
+                    let body = body.read().map(|b| b.clone()).unwrap_or_default();
+                    scope.spawn(move || serve(stream, &body));
+                }
+                Err(e) => eprintln!("config_server: accept: {e}"),
+            }
         }
-    }
+    });
+    eprintln!("config_server: pid {} done", std::process::id());
 }

@@ -118,7 +118,8 @@ struct Loop {
     app: Option<i32>,
     exit: Option<u8>,
     watch: Option<Watching>,
-    /// Sockets held for the app (`--listen` and socket activation), with their fds and names.
+    /// Sockets held for the app (`--listen` and socket activation), with their fds and names;
+    /// dropping them at exit removes the socket files reinit created.
     listeners: Vec<Listener>,
     listen_fds: Vec<i32>,
     listen_names: String,
@@ -198,11 +199,7 @@ pub fn run(config: Config) -> Result<u8, StartError> {
     };
     let first = lp.supervisor.start();
     lp.execute(first);
-    let code = lp.run();
-    for l in &lp.listeners {
-        l.cleanup();
-    }
-    Ok(code)
+    Ok(lp.run())
 }
 
 /// Sockets inherited through socket activation (`LISTEN_PID` = our pid), then `--listen` ones.

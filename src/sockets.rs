@@ -20,6 +20,9 @@ impl fmt::Display for SocketsError {
         match self {
             SocketsError::Bind { addr, err } => {
                 let hint = match err.kind() {
+                    io::ErrorKind::AddrInUse if addr.contains("unix:") => {
+                        ": the path exists (a file, or a socket in use); remove it or choose another"
+                    }
                     io::ErrorKind::AddrInUse => ": something else is listening there",
                     io::ErrorKind::PermissionDenied => ": ports below 1024 need root or CAP_NET_BIND_SERVICE",
                     _ => "",
@@ -42,7 +45,8 @@ pub enum Addr {
 /// One `--listen` value: an optional `NAME=` and the address.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ListenSpec {
-    pub name: String,
+    /// The `NAME=` given; else a default is made from the bound address.
+    pub name: Option<String>,
     pub addr: Addr,
     /// As typed, for messages.
     pub text: String,
@@ -73,8 +77,9 @@ pub fn parse(text: &str) -> Result<ListenSpec, String> {
         "unix" if !rest.is_empty() => Addr::Unix(PathBuf::from(rest)),
         _ => return Err(EXPECTED.to_string()),
     };
-    let name = name.unwrap_or_else(|| default_name(&addr));
-    if name.is_empty() || name.contains(':') || name.len() > 255 {
+    if let Some(name) = &name
+        && (name.is_empty() || name.len() > 255)
+    {
         return Err("a socket NAME must be 1 to 255 characters without ':'".into());
     }
     Ok(ListenSpec { name, addr, text: text.to_string() })
@@ -84,11 +89,12 @@ fn parse_port(port: &str) -> Result<u16, String> {
     port.parse().map_err(|_| format!("{EXPECTED}; PORT is a number 0..=65535"))
 }
 
-/// The `LISTEN_FDNAMES` entry when none is given: `http-8080`-like, never containing `:`.
-fn default_name(addr: &Addr) -> String {
+/// The `LISTEN_FDNAMES` entry when none is given: `tcp-8080`-like (the port actually bound),
+/// never containing `:`.
+fn default_name(addr: &Addr, bound_port: u16) -> String {
     match addr {
-        Addr::Tcp { port, v6: false, .. } => format!("tcp-{port}"),
-        Addr::Tcp { port, v6: true, .. } => format!("tcp6-{port}"),
+        Addr::Tcp { v6: false, .. } => format!("tcp-{bound_port}"),
+        Addr::Tcp { v6: true, .. } => format!("tcp6-{bound_port}"),
         Addr::Unix(path) => {
             let base = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
             format!("unix-{}", base.replace(':', "_").trim_start_matches('@'))
@@ -123,6 +129,7 @@ fn deepen_backlog(fd: &impl AsFd) -> io::Result<()> {
 impl Listener {
     /// Open and bind the socket (close-on-exec; the app gets a copy at fd 3, 4, …).
     pub fn bind(spec: &ListenSpec) -> Result<Listener, SocketsError> {
+        let mut bound_port = 0;
         let (fd, created): (OwnedFd, Option<PathBuf>) = match &spec.addr {
             Addr::Tcp { host, port, v6 } => {
                 let host = match (host.as_str(), v6) {
@@ -139,6 +146,7 @@ impl Listener {
                     bind_error(spec, io::Error::new(io::ErrorKind::NotFound, "no address of that family"))
                 })?;
                 let l = TcpListener::bind(first).map_err(|e| bind_error(spec, e))?;
+                bound_port = l.local_addr().map_or(0, |a| a.port());
                 (OwnedFd::from(l), None)
             }
             Addr::Unix(path) => {
@@ -155,8 +163,13 @@ impl Listener {
                 }
             }
         };
-        deepen_backlog(&fd).map_err(|e| bind_error(spec, e))?;
-        Ok(Listener { fd, name: spec.name.clone(), created })
+        let listener = Listener {
+            fd,
+            name: spec.name.clone().unwrap_or_else(|| default_name(&spec.addr, bound_port)),
+            created,
+        };
+        deepen_backlog(&listener.fd).map_err(|e| bind_error(spec, e))?;
+        Ok(listener)
     }
 
     /// A socket inherited through socket activation.
@@ -164,8 +177,11 @@ impl Listener {
         Listener { fd, name, created: None }
     }
 
-    /// Remove the socket file if reinit created it.
-    pub fn cleanup(&self) {
+}
+
+impl Drop for Listener {
+    /// Remove the socket file if reinit created it (at exit, or when start-up fails).
+    fn drop(&mut self) {
         if let Some(path) = &self.created {
             let _ = std::fs::remove_file(path);
         }
@@ -217,14 +233,15 @@ mod tests {
     fn parses_addresses() {
         let s = parse("tcp:127.0.0.1:8080").unwrap();
         assert_eq!(s.addr, Addr::Tcp { host: "127.0.0.1".into(), port: 8080, v6: false });
-        assert_eq!(s.name, "tcp-8080");
+        assert_eq!(s.name, None);
         assert_eq!(parse("tcp::80").unwrap().addr, Addr::Tcp { host: "".into(), port: 80, v6: false });
         let s = parse("tcp6:[::1]:9000").unwrap();
         assert_eq!(s.addr, Addr::Tcp { host: "::1".into(), port: 9000, v6: true });
-        assert_eq!(parse("tcp6:[]:9000").unwrap().name, "tcp6-9000");
         let s = parse("http=unix:/run/app.sock").unwrap();
-        assert_eq!((s.name.as_str(), s.addr), ("http", Addr::Unix("/run/app.sock".into())));
-        assert_eq!(parse("unix:@abstract").unwrap().name, "unix-abstract");
+        assert_eq!((s.name.as_deref(), s.addr), (Some("http"), Addr::Unix("/run/app.sock".into())));
+        assert_eq!(default_name(&parse("tcp6:[]:0").unwrap().addr, 9000), "tcp6-9000");
+        assert_eq!(default_name(&parse("unix:@abstract").unwrap().addr, 0), "unix-abstract");
+        assert_eq!(default_name(&parse("unix:/run/a:b").unwrap().addr, 0), "unix-a_b");
         for bad in [
             "",
             "tcp",
@@ -265,10 +282,13 @@ mod tests {
         let l = Listener::bind(&spec).unwrap();
         assert!(Listener::bind(&spec).is_err(), "in use: not replaced");
         drop(l);
+        // a crashed holder leaves the file behind with nobody listening: stale
+        drop(UnixListener::bind(&path).unwrap());
+        assert!(path.exists());
         // stale (nobody listening): replaced
         let l = Listener::bind(&spec).unwrap();
-        l.cleanup();
-        assert!(!path.exists());
+        drop(l);
+        assert!(!path.exists(), "removed when dropped, since reinit created it");
         std::fs::remove_dir_all(&dir).unwrap();
         assert_eq!(fd_names(&[Listener::bind(&parse("a=tcp:127.0.0.1:0").unwrap()).unwrap()]), "a");
     }

@@ -4,4 +4,5 @@
 mod util;
 
 mod init;
+mod listen;
 mod watch;
