@@ -120,7 +120,7 @@ struct Loop {
     watch: Option<Watching>,
     /// Sockets held for the app (`--listen` and socket activation), with their fds and names;
     /// dropping them at exit removes the socket files reinit created.
-    listeners: Vec<Listener>,
+    _listeners: Vec<Listener>,
     listen_fds: Vec<i32>,
     listen_names: String,
 }
@@ -185,7 +185,7 @@ pub fn run(config: Config) -> Result<u8, StartError> {
     let listen_fds = listeners.iter().map(|l| std::os::fd::AsRawFd::as_raw_fd(&l.as_fd())).collect();
     let listen_names = sockets::fd_names(&listeners);
     let mut lp = Loop {
-        listeners,
+        _listeners: listeners,
         listen_fds,
         listen_names,
         watch,
