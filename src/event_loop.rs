@@ -137,8 +137,8 @@ struct Watching {
     settle_at: Option<Instant>,
     /// Act when this passes (`--jitter`).
     act_at: Option<Instant>,
-    /// A restart asked for: what changed and since when, logged once the new app runs.
-    restarting: Option<(String, Instant)>,
+    /// When a restart for a change was decided; the new app's start logs what it started with.
+    restarting: Option<Instant>,
 }
 
 /// Set up signals, reaping and the parent-death signal, then run until the app's end.
@@ -411,7 +411,7 @@ impl Loop {
         }
         match on_change {
             OnChange::Restart => {
-                w.restarting.get_or_insert((what, now));
+                w.restarting.get_or_insert(now);
             }
             OnChange::Signal(_) => {
                 w.baseline = w.baseline.merged(&snapshot);
@@ -579,20 +579,26 @@ impl Loop {
             listen_fds: &self.listen_fds,
             listen_names: &self.listen_names,
         };
+        let mut restart_log = None;
         if let Some(w) = self.watch.as_mut() {
             // The content this app starts with: later changes are measured against it, and
-            // changes made so far are taken by this start.
+            // changes made so far (also those that landed during the stop) are taken by this start.
             let (snapshot, errors) = w.watcher.scan();
             for e in errors {
                 error!("{e}");
             }
+            let changes = snapshot.changes_from(&w.baseline);
             w.baseline = w.baseline.merged(&snapshot);
+            if let Some(since) = w.restarting.take() {
+                let what = if changes.is_empty() { "content back as before".into() } else { describe(&changes) };
+                restart_log = Some((what, since));
+            }
         }
         let now = Instant::now();
         match child::spawn(&spec) {
             Ok(pid) => {
                 debug!("started the app: pid {pid}");
-                if let Some((what, since)) = self.watch.as_mut().and_then(|w| w.restarting.take()) {
+                if let Some((what, since)) = restart_log {
                     info!("{what}: restarted the app in {} ms (pid {pid})", since.elapsed().as_millis());
                 }
                 self.app = Some(pid);

@@ -22,6 +22,7 @@
 #![allow(dead_code)] // each test module uses a different part of the harness
 
 pub mod kubelet;
+pub mod podman;
 
 use std::ffi::OsStr;
 use std::io::{BufRead, BufReader, Read};
