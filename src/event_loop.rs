@@ -590,7 +590,8 @@ impl Loop {
             let changes = snapshot.changes_from(&w.baseline);
             w.baseline = w.baseline.merged(&snapshot);
             if let Some(since) = w.restarting.take() {
-                let what = if changes.is_empty() { "content back as before".into() } else { describe(&changes) };
+                let what =
+                    if changes.is_empty() { "content back as before".into() } else { describe(&changes) };
                 restart_log = Some((what, since));
             }
         }

@@ -176,7 +176,6 @@ impl Listener {
     pub fn adopted(fd: OwnedFd, name: String) -> Listener {
         Listener { fd, name, created: None }
     }
-
 }
 
 impl Drop for Listener {
