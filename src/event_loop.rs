@@ -532,14 +532,16 @@ impl Loop {
                 }
             }
             Target::App => debug!("no app running: SIG{name} not sent"),
-            Target::Group => match self.app {
-                Some(pgid) => {
-                    if let Err(e) = sys::kill(-pgid, sig) {
-                        debug!("SIG{name} to process group {pgid}: {e}");
-                    }
+            // The group id is the app's pid: once the app is reaped and the group has been seen
+            // empty, that number may belong to a stranger.
+            Target::Group if self.supervisor.app_running() || self.supervisor.awaiting_group() => {
+                if let Some(pgid) = self.app
+                    && let Err(e) = sys::kill(-pgid, sig)
+                {
+                    debug!("SIG{name} to process group {pgid}: {e}");
                 }
-                None => debug!("no app: SIG{name} not sent"),
-            },
+            }
+            Target::Group => debug!("no app running: SIG{name} not sent"),
             Target::Orphans => {
                 for pid in self.orphans() {
                     debug!("SIG{name} to adopted process {pid}");
