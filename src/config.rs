@@ -178,15 +178,27 @@ pub fn parse_signal(s: &str) -> Option<i32> {
     SIGNAL_NAMES.iter().find(|(n, _)| *n == name).map(|(_, num)| *num)
 }
 
-/// The name of a signal for log lines: `TERM`, `RTMIN+6`, or the number.
-pub fn signal_name(sig: i32) -> String {
-    if let Some((name, _)) = SIGNAL_NAMES.iter().find(|(_, n)| *n == sig) {
-        return (*name).to_string();
+/// A signal's name for log lines (`TERM`, `RTMIN+6`, or the number), formatted only when a
+/// line is actually written.
+#[derive(Debug, Clone, Copy)]
+pub struct SignalName(i32);
+
+impl fmt::Display for SignalName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let sig = self.0;
+        if let Some((name, _)) = SIGNAL_NAMES.iter().find(|(_, n)| *n == sig) {
+            return f.write_str(name);
+        }
+        match sig {
+            RTMIN => f.write_str("RTMIN"),
+            s if (RTMIN..=RTMAX).contains(&s) => write!(f, "RTMIN+{}", s - RTMIN),
+            s => write!(f, "{s}"),
+        }
     }
-    if (RTMIN..=RTMAX).contains(&sig) {
-        return if sig == RTMIN { "RTMIN".into() } else { format!("RTMIN+{}", sig - RTMIN) };
-    }
-    sig.to_string()
+}
+
+pub fn signal_name(sig: i32) -> SignalName {
+    SignalName(sig)
 }
 
 fn signal(given: &Given<String>) -> Result<i32> {
@@ -490,9 +502,10 @@ mod tests {
         for (name, num) in SIGNAL_NAMES {
             assert_eq!(parse_signal(name), Some(*num));
         }
-        assert_eq!(signal_name(15), "TERM");
-        assert_eq!(signal_name(40), "RTMIN+6");
-        assert_eq!(signal_name(34), "RTMIN");
+        assert_eq!(signal_name(15).to_string(), "TERM");
+        assert_eq!(signal_name(40).to_string(), "RTMIN+6");
+        assert_eq!(signal_name(34).to_string(), "RTMIN");
+        assert_eq!(signal_name(99).to_string(), "99");
     }
 
     #[test]

@@ -116,6 +116,8 @@ struct Loop {
     me: i32,
     /// The current (or last) app's pid, which is also its process group id.
     app: Option<i32>,
+    /// Whether the last reaping pass left children (app or adopted orphans) behind.
+    children_left: bool,
     exit: Option<u8>,
     watch: Option<Watching>,
     /// Sockets held for the app (`--listen` and socket activation), with their fds and names;
@@ -195,6 +197,7 @@ pub fn run(config: Config) -> Result<u8, StartError> {
         signals,
         me,
         app: None,
+        children_left: true,
         exit: None,
     };
     let first = lp.supervisor.start();
@@ -233,11 +236,12 @@ impl Loop {
                 return code;
             }
             let timeout = self.timeout();
-            let mut fds = vec![PollFd::new(self.signals.as_fd(), PollFlags::POLLIN)];
-            if let Some(w) = &self.watch {
-                fds.push(PollFd::new(w.watcher.as_fd(), PollFlags::POLLIN));
-            }
-            if let Err(e) = poll(&mut fds, timeout)
+            let signals = PollFd::new(self.signals.as_fd(), PollFlags::POLLIN);
+            let polled = match &self.watch {
+                Some(w) => poll(&mut [signals, PollFd::new(w.watcher.as_fd(), PollFlags::POLLIN)], timeout),
+                None => poll(&mut [signals], timeout),
+            };
+            if let Err(e) = polled
                 && e != nix::errno::Errno::EINTR
             {
                 error!("poll failed: {e}");
@@ -488,12 +492,13 @@ impl Loop {
     }
 
     fn reap(&mut self, now: Instant) -> Vec<Action> {
-        let (reaped, err) = reap::reap_all(sys::waitpid_any);
-        if let Some(e) = err {
+        let reaping = reap::reap_all(sys::waitpid_any);
+        if let Some(e) = reaping.error {
             error!("{e}");
         }
+        self.children_left = reaping.children_left;
         let mut actions = Vec::new();
-        for r in reaped {
+        for r in reaping.reaped {
             let Some(code) = child::exit_code(r.status) else { continue };
             if Some(r.pid) == self.app && self.supervisor.app_running() {
                 debug!("app (pid {}) exited with status {code}", r.pid);
@@ -517,8 +522,14 @@ impl Loop {
         !self.supervisor.final_stop() || self.orphans().is_empty()
     }
 
+    /// reinit's children other than the app. Only scans `/proc` when waitpid said children are
+    /// left (with none, as in most runs, this costs nothing).
     fn orphans(&self) -> Vec<i32> {
-        reap::children_of(self.me).into_iter().filter(|p| Some(*p) != self.app).collect()
+        if !self.children_left {
+            return Vec::new();
+        }
+        let app = self.app.filter(|_| self.supervisor.app_running());
+        reap::children_of(self.me).into_iter().filter(|p| Some(*p) != app).collect()
     }
 
     fn send(&self, target: Target, sig: i32) {

@@ -24,18 +24,34 @@ pub struct Reaped {
     pub status: i32,
 }
 
-/// Call `wait` (one `waitpid(-1, WNOHANG)`) until it reports nothing left to reap.
-/// Collects everything, so one coalesced SIGCHLD for many exits loses none of them.
-pub fn reap_all(
-    mut wait: impl FnMut() -> io::Result<Option<(i32, i32)>>,
-) -> (Vec<Reaped>, Option<ReapError>) {
-    let mut out = Vec::new();
+/// What one reaping pass found.
+#[derive(Debug, Default)]
+pub struct Reaping {
+    pub reaped: Vec<Reaped>,
+    /// Whether children (running, stopped) remain after the pass.
+    pub children_left: bool,
+    pub error: Option<ReapError>,
+}
+
+/// Call `wait` (one `waitpid(-1, WNOHANG)`: `Ok(None)` while children run, `Err(ECHILD)` when
+/// there are none) until it reports nothing left to reap. Collects everything, so one
+/// coalesced SIGCHLD for many exits loses none of them.
+pub fn reap_all(mut wait: impl FnMut() -> io::Result<Option<(i32, i32)>>) -> Reaping {
+    let mut out = Reaping::default();
     loop {
         match wait() {
-            Ok(Some((pid, status))) => out.push(Reaped { pid, status }),
-            Ok(None) => return (out, None),
+            Ok(Some((pid, status))) => out.reaped.push(Reaped { pid, status }),
+            Ok(None) => {
+                out.children_left = true;
+                return out;
+            }
+            Err(e) if e.raw_os_error() == Some(libc::ECHILD) => return out,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return (out, Some(ReapError::Wait(e))),
+            Err(e) => {
+                out.children_left = true; // unknown: assume there are
+                out.error = Some(ReapError::Wait(e));
+                return out;
+            }
         }
     }
 }
@@ -68,9 +84,13 @@ mod tests {
     #[test]
     fn reaps_until_nothing_is_left() {
         let mut script = vec![Ok(Some((5, 0))), Ok(Some((6, 9))), Ok(None)].into_iter();
-        let (reaped, err) = reap_all(|| script.next().unwrap());
-        assert_eq!(reaped, [Reaped { pid: 5, status: 0 }, Reaped { pid: 6, status: 9 }]);
-        assert!(err.is_none());
+        let r = reap_all(|| script.next().unwrap());
+        assert_eq!(r.reaped, [Reaped { pid: 5, status: 0 }, Reaped { pid: 6, status: 9 }]);
+        assert!(r.error.is_none() && r.children_left);
+        let mut script = vec![Ok(Some((5, 0))), Err(io::Error::from_raw_os_error(libc::ECHILD))].into_iter();
+        let r = reap_all(|| script.next().unwrap());
+        assert_eq!(r.reaped.len(), 1);
+        assert!(r.error.is_none() && !r.children_left, "ECHILD: no child left at all");
     }
 
     #[test]
@@ -82,9 +102,9 @@ mod tests {
             Err(io::Error::other("boom")),
         ]
         .into_iter();
-        let (reaped, err) = reap_all(|| script.next().unwrap());
-        assert_eq!(reaped.len(), 2);
-        assert!(err.is_some());
+        let r = reap_all(|| script.next().unwrap());
+        assert_eq!(r.reaped.len(), 2);
+        assert!(r.error.is_some());
     }
 
     #[test]

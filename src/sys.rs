@@ -58,19 +58,16 @@ pub fn set_disposition(sig: i32, ignore: bool) -> io::Result<()> {
     }
 }
 
-/// One `waitpid(-1, WNOHANG)`: `Ok(None)` when no child has changed state (or there is no child
-/// at all), else the pid and its raw wait status. Raw because nix refuses statuses of
-/// real-time signals, and a reaped status must never be lost.
+/// One `waitpid(-1, WNOHANG)`: `Ok(None)` when children exist but none has changed state,
+/// `Err(ECHILD)` when there is no child at all, else the pid and its raw wait status. Raw
+/// because nix refuses statuses of real-time signals, and a reaped status must never be lost.
 pub fn waitpid_any() -> io::Result<Option<(i32, i32)>> {
     let mut status: libc::c_int = 0;
     // SAFETY: status is a valid out pointer for the duration of the call.
     let pid = unsafe { libc::waitpid(-1, &mut status, libc::WNOHANG) };
     match pid {
         0 => Ok(None),
-        -1 => {
-            let err = io::Error::last_os_error();
-            if err.raw_os_error() == Some(libc::ECHILD) { Ok(None) } else { Err(err) }
-        }
+        -1 => Err(io::Error::last_os_error()),
         pid => Ok(Some((pid, status))),
     }
 }
