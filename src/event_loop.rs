@@ -118,6 +118,9 @@ struct Loop {
     app: Option<i32>,
     /// Whether the last reaping pass left children (app or adopted orphans) behind.
     children_left: bool,
+    /// Buffers reused by every wake-up.
+    received: Vec<Received>,
+    reaped: Vec<reap::Reaped>,
     exit: Option<u8>,
     watch: Option<Watching>,
     /// Sockets held for the app (`--listen` and socket activation), with their fds and names;
@@ -198,6 +201,8 @@ pub fn run(config: Config) -> Result<u8, StartError> {
         me,
         app: None,
         children_left: true,
+        received: Vec::with_capacity(32),
+        reaped: Vec::with_capacity(32),
         exit: None,
     };
     let first = lp.supervisor.start();
@@ -236,26 +241,40 @@ impl Loop {
                 return code;
             }
             let timeout = self.timeout();
-            let signals = PollFd::new(self.signals.as_fd(), PollFlags::POLLIN);
-            let polled = match &self.watch {
-                Some(w) => poll(&mut [signals, PollFd::new(w.watcher.as_fd(), PollFlags::POLLIN)], timeout),
-                None => poll(&mut [signals], timeout),
-            };
-            if let Err(e) = polled
-                && e != nix::errno::Errno::EINTR
-            {
-                error!("poll failed: {e}");
-            }
-            let now = Instant::now();
-            let mut actions = Vec::new();
-            match self.signals.read() {
-                Ok(received) => {
-                    for r in received {
-                        actions.extend(self.on_signal(now, r));
+            // With nothing but signals to wait for, sleep in the signalfd's read itself.
+            let signalled = if self.watch.is_none() && timeout == PollTimeout::NONE {
+                true
+            } else {
+                let signals = PollFd::new(self.signals.as_fd(), PollFlags::POLLIN);
+                let polled = match &self.watch {
+                    Some(w) => {
+                        let mut fds = [signals, PollFd::new(w.watcher.as_fd(), PollFlags::POLLIN)];
+                        poll(&mut fds, timeout).map(|_| fds[0].any())
+                    }
+                    None => {
+                        let mut fds = [signals];
+                        poll(&mut fds, timeout).map(|_| fds[0].any())
+                    }
+                };
+                match polled {
+                    Ok(readable) => readable.unwrap_or(true),
+                    Err(nix::errno::Errno::EINTR) => false,
+                    Err(e) => {
+                        error!("poll failed: {e}");
+                        false
                     }
                 }
-                Err(e) => error!("{e}"),
+            };
+            let mut actions = Vec::new();
+            let mut received = std::mem::take(&mut self.received);
+            if signalled && let Err(e) = self.signals.read(&mut received) {
+                error!("{e}");
             }
+            let now = Instant::now();
+            for r in received.drain(..) {
+                actions.extend(self.on_signal(now, r));
+            }
+            self.received = received;
             actions.extend(self.reap(now));
             actions.extend(self.supervisor.tick(now));
             actions.extend(self.on_watch(now));
@@ -492,13 +511,14 @@ impl Loop {
     }
 
     fn reap(&mut self, now: Instant) -> Vec<Action> {
-        let reaping = reap::reap_all(sys::waitpid_any);
+        let mut reaped = std::mem::take(&mut self.reaped);
+        let reaping = reap::reap_all(sys::waitpid_any, &mut reaped);
         if let Some(e) = reaping.error {
             error!("{e}");
         }
         self.children_left = reaping.children_left;
         let mut actions = Vec::new();
-        for r in reaping.reaped {
+        for r in reaped.drain(..) {
             let Some(code) = child::exit_code(r.status) else { continue };
             if Some(r.pid) == self.app && self.supervisor.app_running() {
                 debug!("app (pid {}) exited with status {code}", r.pid);
@@ -507,6 +527,7 @@ impl Loop {
                 debug!("reaped pid {} (status {code})", r.pid);
             }
         }
+        self.reaped = reaped;
         actions
     }
 

@@ -24,34 +24,30 @@ pub struct Reaped {
     pub status: i32,
 }
 
-/// What one reaping pass found.
+/// What one reaping pass found besides the reaped children.
 #[derive(Debug, Default)]
 pub struct Reaping {
-    pub reaped: Vec<Reaped>,
     /// Whether children (running, stopped) remain after the pass.
     pub children_left: bool,
     pub error: Option<ReapError>,
 }
 
 /// Call `wait` (one `waitpid(-1, WNOHANG)`: `Ok(None)` while children run, `Err(ECHILD)` when
-/// there are none) until it reports nothing left to reap. Collects everything, so one
-/// coalesced SIGCHLD for many exits loses none of them.
-pub fn reap_all(mut wait: impl FnMut() -> io::Result<Option<(i32, i32)>>) -> Reaping {
-    let mut out = Reaping::default();
+/// there are none) until it reports nothing left to reap, collecting into `reaped` (cleared
+/// first). Collects everything, so one coalesced SIGCHLD for many exits loses none of them.
+pub fn reap_all(
+    mut wait: impl FnMut() -> io::Result<Option<(i32, i32)>>,
+    reaped: &mut Vec<Reaped>,
+) -> Reaping {
+    reaped.clear();
     loop {
         match wait() {
-            Ok(Some((pid, status))) => out.reaped.push(Reaped { pid, status }),
-            Ok(None) => {
-                out.children_left = true;
-                return out;
-            }
-            Err(e) if e.raw_os_error() == Some(libc::ECHILD) => return out,
+            Ok(Some((pid, status))) => reaped.push(Reaped { pid, status }),
+            Ok(None) => return Reaping { children_left: true, error: None },
+            Err(e) if e.raw_os_error() == Some(libc::ECHILD) => return Reaping::default(),
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => {
-                out.children_left = true; // unknown: assume there are
-                out.error = Some(ReapError::Wait(e));
-                return out;
-            }
+            // unknown: assume children are left
+            Err(e) => return Reaping { children_left: true, error: Some(ReapError::Wait(e)) },
         }
     }
 }
@@ -83,13 +79,14 @@ mod tests {
 
     #[test]
     fn reaps_until_nothing_is_left() {
+        let mut reaped = vec![Reaped { pid: 1, status: 1 }];
         let mut script = vec![Ok(Some((5, 0))), Ok(Some((6, 9))), Ok(None)].into_iter();
-        let r = reap_all(|| script.next().unwrap());
-        assert_eq!(r.reaped, [Reaped { pid: 5, status: 0 }, Reaped { pid: 6, status: 9 }]);
+        let r = reap_all(|| script.next().unwrap(), &mut reaped);
+        assert_eq!(reaped, [Reaped { pid: 5, status: 0 }, Reaped { pid: 6, status: 9 }]);
         assert!(r.error.is_none() && r.children_left);
         let mut script = vec![Ok(Some((5, 0))), Err(io::Error::from_raw_os_error(libc::ECHILD))].into_iter();
-        let r = reap_all(|| script.next().unwrap());
-        assert_eq!(r.reaped.len(), 1);
+        let r = reap_all(|| script.next().unwrap(), &mut reaped);
+        assert_eq!(reaped.len(), 1);
         assert!(r.error.is_none() && !r.children_left, "ECHILD: no child left at all");
     }
 
@@ -102,8 +99,9 @@ mod tests {
             Err(io::Error::other("boom")),
         ]
         .into_iter();
-        let r = reap_all(|| script.next().unwrap());
-        assert_eq!(r.reaped.len(), 2);
+        let mut reaped = Vec::new();
+        let r = reap_all(|| script.next().unwrap(), &mut reaped);
+        assert_eq!(reaped.len(), 2);
         assert!(r.error.is_some());
     }
 

@@ -33,17 +33,15 @@ pub struct Received {
 const SIGINFO_SIZE: usize = 128;
 
 /// Decode the records of one read from a signalfd.
-pub fn parse(buf: &[u8]) -> Vec<Received> {
-    buf.chunks_exact(SIGINFO_SIZE)
-        .map(|r| {
-            let word = |at: usize| [r[at], r[at + 1], r[at + 2], r[at + 3]];
-            Received {
-                signo: u32::from_ne_bytes(word(0)) as i32,
-                code: i32::from_ne_bytes(word(8)),
-                pid: u32::from_ne_bytes(word(12)),
-            }
-        })
-        .collect()
+pub fn parse(buf: &[u8]) -> impl Iterator<Item = Received> + '_ {
+    buf.chunks_exact(SIGINFO_SIZE).map(|r| {
+        let word = |at: usize| [r[at], r[at + 1], r[at + 2], r[at + 3]];
+        Received {
+            signo: u32::from_ne_bytes(word(0)) as i32,
+            code: i32::from_ne_bytes(word(8)),
+            pid: u32::from_ne_bytes(word(12)),
+        }
+    })
 }
 
 /// The signalfd and the mask reinit inherited.
@@ -53,7 +51,7 @@ pub struct Signals {
 }
 
 impl Signals {
-    /// `fd`: a non-blocking signalfd for every signal, all of them blocked;
+    /// `fd`: a (blocking) signalfd for every signal, all of them blocked;
     /// `inherited_mask`: the mask before blocking (bit n-1 = signal n).
     pub fn new(fd: OwnedFd, inherited_mask: u64) -> Signals {
         Signals { fd: File::from(fd), inherited_mask }
@@ -64,24 +62,30 @@ impl Signals {
         self.inherited_mask & !(1u64 << (libc::SIGCHLD - 1))
     }
 
-    /// Every signal pending now (non-blocking; empty when none).
-    pub fn read(&mut self) -> Result<Vec<Received>, SignalsError> {
-        let mut out = Vec::new();
-        let mut buf = [0u8; SIGINFO_SIZE * 16];
+    /// Read pending signals into `out` (cleared first). The signalfd is blocking: call this when
+    /// poll said it is readable, or to sleep until a signal comes. One read takes up to 32
+    /// signals; a full read is followed by non-blocking checks for more.
+    pub fn read(&mut self, out: &mut Vec<Received>) -> Result<(), SignalsError> {
+        out.clear();
+        let mut buf = [0u8; SIGINFO_SIZE * 32];
         loop {
             match self.fd.read(&mut buf) {
-                Ok(0) => return Ok(out),
                 Ok(n) => {
                     out.extend(parse(&buf[..n]));
-                    if n < buf.len() {
-                        return Ok(out);
+                    if n < buf.len() || !self.pending() {
+                        return Ok(());
                     }
                 }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(out),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => return Err(SignalsError::Read(e)),
             }
         }
+    }
+
+    /// Whether a signal is waiting, without blocking.
+    fn pending(&self) -> bool {
+        let mut fds = [nix::poll::PollFd::new(self.fd.as_fd(), nix::poll::PollFlags::POLLIN)];
+        nix::poll::poll(&mut fds, nix::poll::PollTimeout::ZERO).is_ok_and(|n| n > 0)
     }
 }
 
@@ -109,7 +113,7 @@ mod tests {
         buf.extend(record(40, -1, 7));
         buf.extend([1, 2, 3]); // a torn tail is ignored
         assert_eq!(
-            parse(&buf),
+            parse(&buf).collect::<Vec<_>>(),
             [Received { signo: 15, code: 0, pid: 42 }, Received { signo: 40, code: -1, pid: 7 }]
         );
     }

@@ -99,19 +99,14 @@ pub fn set_signal_mask(mask: KernelSigset) -> io::Result<()> {
     rt_sigprocmask(libc::SIG_SETMASK, Some(mask)).map(|_| ())
 }
 
-/// A close-on-exec, non-blocking signalfd for every signal.
+/// A close-on-exec signalfd for every signal (blocking: reinit sleeps in its read when there is
+/// nothing else to wait for).
 pub fn signalfd_all() -> io::Result<std::os::fd::OwnedFd> {
     use std::os::fd::FromRawFd;
     let mask: KernelSigset = KernelSigset::MAX;
     // SAFETY: the mask pointer refers to an 8-byte local alive for the call.
     let fd = unsafe {
-        libc::syscall(
-            libc::SYS_signalfd4,
-            -1,
-            &mask as *const KernelSigset,
-            8usize,
-            libc::SFD_CLOEXEC | libc::SFD_NONBLOCK,
-        )
+        libc::syscall(libc::SYS_signalfd4, -1, &mask as *const KernelSigset, 8usize, libc::SFD_CLOEXEC)
     };
     if fd < 0 {
         return Err(io::Error::last_os_error());
