@@ -48,13 +48,15 @@ pub fn parse(buf: &[u8]) -> impl Iterator<Item = Received> + '_ {
 pub struct Signals {
     fd: File,
     inherited_mask: u64,
+    /// Read buffer, kept so no wake-up zeroes 4 KiB again.
+    buf: Vec<u8>,
 }
 
 impl Signals {
     /// `fd`: a (blocking) signalfd for every signal, all of them blocked;
     /// `inherited_mask`: the mask before blocking (bit n-1 = signal n).
     pub fn new(fd: OwnedFd, inherited_mask: u64) -> Signals {
-        Signals { fd: File::from(fd), inherited_mask }
+        Signals { fd: File::from(fd), inherited_mask, buf: vec![0; SIGINFO_SIZE * 32] }
     }
 
     /// The mask the app gets: what reinit inherited, except that SIGCHLD is never blocked.
@@ -67,12 +69,11 @@ impl Signals {
     /// signals; a full read is followed by non-blocking checks for more.
     pub fn read(&mut self, out: &mut Vec<Received>) -> Result<(), SignalsError> {
         out.clear();
-        let mut buf = [0u8; SIGINFO_SIZE * 32];
         loop {
-            match self.fd.read(&mut buf) {
+            match self.fd.read(&mut self.buf) {
                 Ok(n) => {
-                    out.extend(parse(&buf[..n]));
-                    if n < buf.len() || !self.pending() {
+                    out.extend(parse(&self.buf[..n]));
+                    if n < self.buf.len() || !self.pending() {
                         return Ok(());
                     }
                 }
