@@ -53,7 +53,7 @@ wait_until() { # wait_until SECONDS WHAT COMMAND...: poll COMMAND every 20 ms
   return 1
 }
 
-pids_seen() { [ -f "$1" ] && grep -c '^pid ' "$1" || echo 0; }
+pids_seen() { if [ -f "$1" ]; then grep -c '^pid ' "$1"; else echo 0; fi; }
 at_least() { [ "$(pids_seen "$1")" -ge "$2" ]; }
 
 run() { # run MODE (listen|own): prints one table row
