@@ -36,7 +36,7 @@ pub struct Args {
     pub watch: Vec<OsString>,
 
     /// On a real content change: restart | signal:SIG | exit[:CODE] | siblings:SIG
-    /// [default: restart with a COMMAND]
+    /// [default: restart with a COMMAND, else required]
     #[arg(long = "on-change", value_name = "ACTION")]
     pub on_change: Option<String>,
 
