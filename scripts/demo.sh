@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# See reinit work: wrap the example server, update its config the way the kubelet updates a
-# ConfigMap volume, watch exactly one restart, then stop it like `docker stop` does.
+# See reinit work: wrap the example server (reinit holds its port with --listen), update its
+# config the way the kubelet updates a ConfigMap volume, watch exactly one restart, then stop it
+# like `docker stop` does.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo build --release --quiet --bin reinit --example config_server
@@ -26,8 +27,9 @@ wait_for() { # wait_for TEXT: until the server answers with TEXT (10 s at most)
 }
 
 publish "greeting=hello"
-echo "\$ reinit --watch $dir -- config_server --config $dir/app.conf --port $port"
-target/release/reinit --watch "$dir" -- target/release/examples/config_server --config "$dir/app.conf" --port "$port" &
+echo "\$ reinit --watch $dir --listen tcp:127.0.0.1:$port -- config_server --config $dir/app.conf"
+target/release/reinit --watch "$dir" --listen "tcp:127.0.0.1:$port" -- \
+  target/release/examples/config_server --config "$dir/app.conf" &
 pid=$!
 wait_for "greeting=hello" && get
 echo "--- kubelet-style update of the ConfigMap volume"
