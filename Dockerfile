@@ -29,6 +29,10 @@ COPY target/x86_64-unknown-linux-musl/release/reinit /out/reinit
 COPY target/x86_64-unknown-linux-musl/release/examples/config_server /out/config_server
 
 FROM ${BIN} AS bin
+# Not a no-op: a stage that only renames another commits no image of its own, and buildah
+# (podman 4.3 with --layers=false, buildah bud's default) then removes the shared intermediate
+# image twice and fails with "identifier is not an image". The label gives the stage its own.
+LABEL org.opencontainers.image.title="reinit static binaries"
 
 FROM scratch AS example
 COPY --from=bin /out/reinit /reinit

@@ -47,7 +47,7 @@ fn options_table_matches_help() {
     let options = &help[help.find("Options:").unwrap()..help.find("Exit status:").unwrap()];
     let in_help: BTreeSet<String> = options
         .lines()
-        .filter_map(|l| l.trim_start().split_whitespace().find(|w| w.starts_with("--")))
+        .filter_map(|l| l.split_whitespace().find(|w| w.starts_with("--")))
         .map(|w| w.trim_start_matches("--").trim_end_matches(['.', ',']).to_string())
         .collect();
     let rows = table_rows(&readme(), "## Options");

@@ -3,6 +3,9 @@
 
 mod util;
 
+mod containers;
 mod init;
 mod listen;
+mod readme;
+mod siblings;
 mod watch;
