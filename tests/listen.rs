@@ -13,8 +13,8 @@
 
 use crate::util::kubelet::{Kubelet, Options};
 use crate::util::{
-    DEADLINE, Proc, TempDir, alive, close_inherited_fds, fake_app, field, num_field, poll_until, prepare,
-    reinit_bin, reinit_cmd,
+    DEADLINE, Proc, TempDir, alive, close_inherited_fds, field, num_field, poll_until, prepare, reinit_bin,
+    reinit_cmd, with_app,
 };
 use std::ffi::CString;
 use std::io::{Read, Write};
@@ -191,11 +191,7 @@ const REPORT: [&str; 2] = ["--fds", "--listen-report"];
 
 /// `reinit REINIT_ARGS -- fake_app --fds --listen-report`.
 fn fake_app_argv(reinit_args: &[&str]) -> Vec<String> {
-    let mut args: Vec<String> = reinit_args.iter().map(|a| a.to_string()).collect();
-    args.push("--".into());
-    args.push(fake_app());
-    args.extend(REPORT.iter().map(|a| a.to_string()));
-    args
+    with_app(reinit_args, &REPORT)
 }
 
 /// A kubelet-managed volume `tmp/volume` holding `app.conf=v0`.

@@ -13,6 +13,7 @@
 use crate::util::kubelet::{self, Kubelet, Options};
 use crate::util::{
     DEADLINE, Proc, TempDir, alive, fake_app, num_field, poll_until, prepare, reinit_cmd, signal_pid,
+    with_app,
 };
 use std::fs;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
@@ -64,15 +65,7 @@ struct Watch {
 impl Watch {
     /// Spawns reinit and waits for the first start.
     fn spawn(reinit_args: &[&str], app_args: &[&str]) -> Watch {
-        Watch::spawn_cmd(reinit_cmd(Watch::argv(reinit_args, app_args)))
-    }
-
-    fn argv(reinit_args: &[&str], app_args: &[&str]) -> Vec<String> {
-        let mut args: Vec<String> = reinit_args.iter().map(|a| a.to_string()).collect();
-        args.push("--".into());
-        args.push(fake_app());
-        args.extend(app_args.iter().map(|a| a.to_string()));
-        args
+        Watch::spawn_cmd(reinit_cmd(with_app(reinit_args, app_args)))
     }
 
     fn spawn_cmd(cmd: Command) -> Watch {
@@ -869,7 +862,7 @@ fn change_after_the_new_apps_hash_costs_exactly_one_more_restart() {
     // A slow start: the second update lands while the new app is still starting, after reinit
     // hashed the content that app got.
     let mut p =
-        Proc::spawn(reinit_cmd(Watch::argv(&["-w", &s(&dir)], &["--config", &file, "--start-delay", "500"])));
+        Proc::spawn(reinit_cmd(with_app(&["-w", &s(&dir)], &["--config", &file, "--start-delay", "500"])));
     let config = |v: &str| format!("config {file}={v}");
     let starts = |p: &mut Proc| p.count(|l: &str| l.starts_with("config "));
     p.wait_line(is_ready, DEADLINE);

@@ -19,7 +19,8 @@ mod stop;
 mod transparency;
 mod usage;
 
-use crate::util::{DEADLINE, Proc, fake_app, reinit_cmd};
+pub use crate::util::with_app;
+use crate::util::{DEADLINE, Proc, reinit_cmd};
 
 /// Starts `reinit REINIT_ARGS -- fake_app APP_ARGS` (not PID 1) and waits for the app's
 /// `ready` line; returns the process and that line.
@@ -27,13 +28,4 @@ fn start(reinit_args: &[&str], app_args: &[&str]) -> (Proc, String) {
     let mut p = Proc::spawn(reinit_cmd(with_app(reinit_args, app_args)));
     let ready = p.wait_line("ready pid=", DEADLINE);
     (p, ready)
-}
-
-/// `REINIT_ARGS -- <fake_app> APP_ARGS` as one argument list.
-fn with_app(reinit_args: &[&str], app_args: &[&str]) -> Vec<String> {
-    let mut args: Vec<String> = reinit_args.iter().map(|s| s.to_string()).collect();
-    args.push("--".into());
-    args.push(fake_app());
-    args.extend(app_args.iter().map(|s| s.to_string()));
-    args
 }

@@ -49,6 +49,15 @@ pub fn fake_app() -> String {
     app.to_string_lossy().into_owned()
 }
 
+/// `REINIT_ARGS -- <fake_app> APP_ARGS`: reinit's arguments around the fixture app's.
+pub fn with_app(reinit_args: &[&str], app_args: &[&str]) -> Vec<String> {
+    let mut args: Vec<String> = reinit_args.iter().map(|a| a.to_string()).collect();
+    args.push("--".into());
+    args.push(fake_app());
+    args.extend(app_args.iter().map(|a| a.to_string()));
+    args
+}
+
 /// A `Command` running reinit with `args`: stdin null, stdout/stderr piped, every `REINIT_*`
 /// variable of the test environment removed, inherited fds above 2 closed.
 pub fn reinit_cmd<I, S>(args: I) -> Command
