@@ -42,6 +42,26 @@ fn write_app(k: &mut Kubelet, app: &str) {
     assert!(k.write(&[("app.yaml", app.as_bytes()), ("other", b"x")]), "kubelet published nothing");
 }
 
+/// A kubelet-managed volume `TMP/volume` holding `app.yaml=v0` (and `other`): the temp dir (keep
+/// it alive), the volume, its kubelet and the `app.yaml` path.
+fn app_volume(tag: &str) -> (TempDir, PathBuf, Kubelet, String) {
+    let tmp = TempDir::new(tag);
+    let dir = tmp.path().join("volume");
+    let mut k = Kubelet::new(&dir, Options::default());
+    write_app(&mut k, "v0");
+    let file = s(&dir.join("app.yaml"));
+    (tmp, dir, k, file)
+}
+
+/// `UPDATES` kubelet updates of `app.yaml` (v1, v2, …), each costing exactly one restart.
+fn expect_restart_per_update(w: &mut Watch, k: &mut Kubelet, file: &str, what: &str) {
+    for i in 1..=UPDATES {
+        let v = format!("v{i}");
+        write_app(k, &v);
+        w.expect_restart(file, &v, &format!("{what} {i}"));
+    }
+}
+
 /// `touch PATH` without writing: a read-only open (IN_CLOSE_NOWRITE, not watched) and
 /// `futimens` of both times (IN_ATTRIB only; setting only the mtime would report IN_MODIFY).
 /// Follows symlinks.
@@ -165,19 +185,11 @@ impl Watch {
 
 #[test]
 fn kubelet_update_restarts_exactly_once_per_update() {
-    let tmp = TempDir::new("kubelet-current");
-    let dir = tmp.path().join("volume");
-    let mut k = Kubelet::new(&dir, Options::default());
-    write_app(&mut k, "v0");
-    let file = s(&dir.join("app.yaml"));
+    let (_tmp, _dir, mut k, file) = app_volume("kubelet-current");
     let mut w = Watch::spawn(&["-w", &file], &["--config", &file]);
     w.assert_config(&file, "v0");
     w.expect_no_restart("the start");
-    for i in 1..=UPDATES {
-        let v = format!("v{i}");
-        write_app(&mut k, &v);
-        w.expect_restart(&file, &v, &format!("kubelet update {i}"));
-    }
+    expect_restart_per_update(&mut w, &mut k, &file, "kubelet update");
 }
 
 #[test]
@@ -211,11 +223,7 @@ fn kubelet_first_write_into_an_empty_dir_restarts_once() {
     w.assert_config(&file, "MISSING");
     w.expect_no_restart("the start");
     let mut k = Kubelet::new(&dir, Options::default());
-    for i in 1..=UPDATES {
-        let v = format!("v{i}");
-        write_app(&mut k, &v);
-        w.expect_restart(&file, &v, &format!("kubelet write {i}"));
-    }
+    expect_restart_per_update(&mut w, &mut k, &file, "kubelet write");
     assert_eq!(w.stderr_count("does not exist"), 0, "the dir exists\n{}", w.p.dump());
 }
 
@@ -229,11 +237,7 @@ fn kubelet_first_write_into_a_missing_dir_restarts_once() {
     w.wait_stderr(&format!("{file} does not exist yet: waiting for it to appear"), 1);
     w.expect_no_restart("the start");
     let mut k = Kubelet::new(&dir, Options::default());
-    for i in 1..=UPDATES {
-        let v = format!("v{i}");
-        write_app(&mut k, &v);
-        w.expect_restart(&file, &v, &format!("kubelet write {i}"));
-    }
+    expect_restart_per_update(&mut w, &mut k, &file, "kubelet write");
 }
 
 #[test]
@@ -310,11 +314,7 @@ fn kubelet_crash_leftovers_are_not_content() {
     let file = s(&dir.join("app.yaml"));
     let mut w = Watch::spawn(&["-w", &s(&dir)], &["--config", &file]);
     w.expect_no_restart("the start");
-    for i in 1..=UPDATES {
-        let v = format!("v{i}");
-        write_app(&mut k, &v);
-        w.expect_restart(&file, &v, &format!("kubelet update {i}"));
-    }
+    expect_restart_per_update(&mut w, &mut k, &file, "kubelet update");
     // An admin cleaning the leftovers up changes no content.
     fs::remove_dir_all(&stray[0]).unwrap();
     w.expect_no_restart("removing the stray timestamp dir");
@@ -350,11 +350,7 @@ fn kubelet_fs_group_pass_restarts_once_and_alone_changes_nothing() {
 
 #[test]
 fn kubelet_resync_reads_change_nothing() {
-    let tmp = TempDir::new("kubelet-resync");
-    let dir = tmp.path().join("volume");
-    let mut k = Kubelet::new(&dir, Options::default());
-    write_app(&mut k, "v0");
-    let file = s(&dir.join("app.yaml"));
+    let (_tmp, dir, mut k, file) = app_volume("kubelet-resync");
     let mut w = Watch::spawn(&["-w", &s(&dir)], &["--config", &file]);
     w.expect_no_restart("the start");
     for _ in 0..UPDATES {
@@ -390,11 +386,7 @@ fn data_swap_caused_only_by_other_keys_changes_nothing() {
 fn data_swap_alone_restarts_once() {
     // Steps 4-8 without 9-11, as a kubelet whose pruning failed (an error at step 10 skips
     // step 11): the old data dir stays, so the `..data` rename is the only sign of new content.
-    let tmp = TempDir::new("swap-alone");
-    let dir = tmp.path().join("volume");
-    let mut k = Kubelet::new(&dir, Options::default());
-    write_app(&mut k, "v0");
-    let file = s(&dir.join("app.yaml"));
+    let (_tmp, dir, _k, file) = app_volume("swap-alone");
     let mut w = Watch::spawn(&["-w", &file], &["--config", &file]);
     w.expect_no_restart("the start");
     for i in 1..=UPDATES {
@@ -656,11 +648,7 @@ fn watched_dir_deleted_and_recreated_restarts_once() {
 
 #[test]
 fn on_change_signal_hup_signals_the_app_without_restarting_it() {
-    let tmp = TempDir::new("signal-hup");
-    let dir = tmp.path().join("volume");
-    let mut k = Kubelet::new(&dir, Options::default());
-    write_app(&mut k, "v0");
-    let file = s(&dir.join("app.yaml"));
+    let (_tmp, dir, mut k, file) = app_volume("signal-hup");
     let mut w = Watch::spawn(&["-w", &s(&dir), "--on-change", "signal:HUP"], &["--config", &file]);
     w.expect_no_restart("the start");
     for i in 1..=UPDATES {
@@ -685,11 +673,7 @@ fn on_change_signal_hup_signals_the_app_without_restarting_it() {
 
 #[test]
 fn on_change_exit_stops_the_app_and_exits_with_the_code() {
-    let tmp = TempDir::new("exit-3");
-    let dir = tmp.path().join("volume");
-    let mut k = Kubelet::new(&dir, Options::default());
-    write_app(&mut k, "v0");
-    let file = s(&dir.join("app.yaml"));
+    let (_tmp, _dir, mut k, file) = app_volume("exit-3");
     let mut w = Watch::spawn(&["-w", &file, "--on-change", "exit:3"], &["--config", &file]);
     w.expect_no_restart("the start");
     write_app(&mut k, "v1");
@@ -854,11 +838,7 @@ fn restart_line_names_the_content_the_new_app_started_with() {
 
 #[test]
 fn change_after_the_new_apps_hash_costs_exactly_one_more_restart() {
-    let tmp = TempDir::new("after-hash");
-    let dir = tmp.path().join("volume");
-    let mut k = Kubelet::new(&dir, Options::default());
-    write_app(&mut k, "v0");
-    let file = s(&dir.join("app.yaml"));
+    let (_tmp, dir, mut k, file) = app_volume("after-hash");
     // A slow start: the second update lands while the new app is still starting, after reinit
     // hashed the content that app got.
     let mut p =
@@ -884,11 +864,7 @@ fn change_after_the_new_apps_hash_costs_exactly_one_more_restart() {
 
 #[test]
 fn dry_run_logs_the_action_once_and_does_nothing() {
-    let tmp = TempDir::new("dry-run");
-    let dir = tmp.path().join("volume");
-    let mut k = Kubelet::new(&dir, Options::default());
-    write_app(&mut k, "v0");
-    let file = s(&dir.join("app.yaml"));
+    let (_tmp, dir, mut k, file) = app_volume("dry-run");
     let mut w = Watch::spawn(&["-w", &s(&dir), "--dry-run"], &["--config", &file]);
     w.expect_no_restart("the start");
     let would = "changed: would restart the app (--dry-run)";
@@ -908,29 +884,17 @@ fn dry_run_logs_the_action_once_and_does_nothing() {
 
 #[test]
 fn jitter_still_acts_exactly_once() {
-    let tmp = TempDir::new("jitter");
-    let dir = tmp.path().join("volume");
-    let mut k = Kubelet::new(&dir, Options::default());
-    write_app(&mut k, "v0");
-    let file = s(&dir.join("app.yaml"));
+    let (_tmp, dir, mut k, file) = app_volume("jitter");
     let mut w = Watch::spawn(&["-w", &s(&dir), "--jitter", "1s"], &["--config", &file]);
     // A second action would come up to a whole jitter later.
     w.quiet = Duration::from_millis(1500);
     w.expect_no_restart("the start");
-    for i in 1..=UPDATES {
-        let v = format!("v{i}");
-        write_app(&mut k, &v);
-        w.expect_restart(&file, &v, &format!("jittered update {i}"));
-    }
+    expect_restart_per_update(&mut w, &mut k, &file, "jittered update");
 }
 
 #[test]
 fn restart_waits_for_the_old_apps_whole_group_to_be_gone() {
-    let tmp = TempDir::new("group");
-    let dir = tmp.path().join("volume");
-    let mut k = Kubelet::new(&dir, Options::default());
-    write_app(&mut k, "v0");
-    let file = s(&dir.join("app.yaml"));
+    let (_tmp, dir, mut k, file) = app_volume("group");
     // The app exits on TERM at once; its helper (same group) ignores TERM, so only the SIGKILL
     // after the 1 s grace ends the old group.
     let mut w = Watch::spawn(
@@ -963,11 +927,7 @@ fn restart_waits_for_the_old_apps_whole_group_to_be_gone() {
 
 #[test]
 fn each_action_logs_exactly_one_info_line() {
-    let tmp = TempDir::new("info-line");
-    let dir = tmp.path().join("volume");
-    let mut k = Kubelet::new(&dir, Options::default());
-    write_app(&mut k, "v0");
-    let file = s(&dir.join("app.yaml"));
+    let (_tmp, _dir, mut k, file) = app_volume("info-line");
     let mut w = Watch::spawn(&["-w", &file], &["--config", &file]);
     w.expect_no_restart("the start");
     let mut last_new: Option<String> = None;
@@ -997,11 +957,7 @@ fn each_action_logs_exactly_one_info_line() {
 #[test]
 fn rename_of_data_to_new_app_start_latency() {
     const N: usize = 20;
-    let tmp = TempDir::new("latency");
-    let dir = tmp.path().join("volume");
-    let mut k = Kubelet::new(&dir, Options::default());
-    write_app(&mut k, "v0");
-    let file = s(&dir.join("app.yaml"));
+    let (_tmp, dir, mut k, file) = app_volume("latency");
     let mut w = Watch::spawn(&["-w", &s(&dir)], &["--config", &file]);
     w.quiet = Duration::from_millis(300);
     w.expect_no_restart("the start");
