@@ -52,7 +52,7 @@
 //!   context switches the largest.
 //! - `watch`: change → action. Each watcher runs fake_app `--config DIR/app.conf` in its own dir
 //!   in two scenarios — a kubelet `AtomicWriter` update (`..<ts>` dir, `..data_tmp` symlink,
-//!   rename over `..data`, delete the old dir, as `tests/util/kubelet.rs`; `DIR/app.conf ->
+//!   rename over `..data`, delete the old dir: the tests' `tests/util/kubelet.rs` itself; `DIR/app.conf ->
 //!   ..data/app.conf`, plus an unchanged `other.conf` key) and a plain rename save (write a temp
 //!   file, rename it over the regular file `DIR/app.conf`). 60 updates per instance, instances
 //!   round robin. Latency: from just before the `rename` that makes the content live to
@@ -62,13 +62,19 @@
 //!   `entr -rn APP` fed `DIR/app.conf` on stdin (its man page's way to reload a server).
 #![allow(unsafe_code)]
 
+/// The kubelet `AtomicWriter` simulator of the integration tests, shared rather than ported.
+#[path = "../tests/util/kubelet.rs"]
+#[allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed step is a panic there
+mod kubelet;
+
+use kubelet::{Kubelet, civil_from_days};
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use std::collections::VecDeque;
 use std::fmt::Write as _;
 use std::fs;
 use std::io::{ErrorKind, Read, Write};
 use std::os::fd::AsFd;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt, symlink};
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdout, Command, ExitCode, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -1193,7 +1199,7 @@ struct Instance {
     watcher: usize,
     scenario: Scenario,
     dir: PathBuf,
-    kube: Option<KubeVolume>,
+    kube: Option<Kubelet>,
     running: Running,
     version: u32,
     stats: WatchStats,
@@ -1211,7 +1217,14 @@ impl Instance {
         self.version += 1;
         let p = payload(self.version);
         match &mut self.kube {
-            Some(k) => k.write(&p),
+            Some(k) => {
+                let payload: Vec<(&str, &[u8])> =
+                    p.iter().map(|(key, data)| (*key, data.as_slice())).collect();
+                if !k.write(&payload) {
+                    return Err(fail("kubelet: nothing to publish"));
+                }
+                k.last_swap().ok_or_else(|| fail("kubelet: no swap"))
+            }
             None => save_via_rename(&self.dir.join("app.conf"), &p[0].1),
         }
     }
@@ -1278,8 +1291,13 @@ fn watch(watchers: &[Watcher], o: &Opts, scratch: &Path, c: &Counts, report: &mu
             let mut kube = None;
             match scenario {
                 Scenario::Kube => {
-                    let mut k = KubeVolume::new(&dir);
-                    k.write(&payload(0))?;
+                    let mut k = Kubelet::new(&dir, kubelet::Options::default());
+                    let p0 = payload(0);
+                    let first: Vec<(&str, &[u8])> =
+                        p0.iter().map(|(key, data)| (*key, data.as_slice())).collect();
+                    if !k.write(&first) {
+                        return Err(fail("kubelet: the first write published nothing"));
+                    }
                     kube = Some(k);
                 }
                 Scenario::Save => {
@@ -1357,117 +1375,6 @@ fn save_via_rename(path: &Path, content: &[u8]) -> Res<Instant> {
     Ok(t0)
 }
 
-/// The kubelet's `AtomicWriter` for flat keys, step for step as `tests/util/kubelet.rs`
-/// (current order): readlink `..data`; compare the keys; mkdir `..<UTC stamp>.<u32>` 0700 then
-/// chmod 0755; write every key (random order) 0644; symlink `..data_tmp`; rename it over
-/// `..data`; symlink missing top-level keys; delete the old dir.
-struct KubeVolume {
-    dir: PathBuf,
-    rng: Rng,
-}
-
-impl KubeVolume {
-    fn new(dir: &Path) -> KubeVolume {
-        KubeVolume { dir: dir.to_path_buf(), rng: Rng::new() }
-    }
-
-    /// Publishes `payload`; returns the time just before the rename that makes it live.
-    fn write(&mut self, payload: &[(&str, Vec<u8>)]) -> Res<Instant> {
-        let data_link = self.dir.join("..data");
-        // (1)
-        let old = match fs::read_link(&data_link) {
-            Ok(target) => Some(self.dir.join(target)),
-            Err(e) if e.kind() == ErrorKind::NotFound => None,
-            Err(e) => return Err(e.into()),
-        };
-        // (2-3) does any key differ from the live version?
-        if let Some(old_dir) = &old {
-            let mut differs = false;
-            for (key, data) in self.rng.shuffled(payload.iter()) {
-                if fs::read(old_dir.join(key)).map_or(true, |old| old != *data) {
-                    differs = true;
-                    break;
-                }
-            }
-            if !differs {
-                return Err(fail("kubelet: nothing to publish"));
-            }
-        }
-        // (4)
-        let new_dir = self.new_timestamp_dir()?;
-        let new_name = new_dir.file_name().map(|n| n.to_os_string()).ok_or_else(|| fail("no dir name"))?;
-        // (5)
-        for (key, data) in self.rng.shuffled(payload.iter()) {
-            let path = new_dir.join(key);
-            fs::OpenOptions::new()
-                .write(true)
-                .create(true)
-                .truncate(true)
-                .mode(0o644)
-                .open(&path)?
-                .write_all(data)?;
-            fs::set_permissions(&path, fs::Permissions::from_mode(0o644))?;
-        }
-        // (7)
-        let tmp_link = self.dir.join("..data_tmp");
-        symlink(&new_name, &tmp_link)?;
-        // (8) the new content is live
-        let t0 = Instant::now();
-        fs::rename(&tmp_link, &data_link)?;
-        // (9)
-        for (key, _) in self.rng.shuffled(payload.iter()) {
-            let link = self.dir.join(key);
-            if let Err(e) = fs::read_link(&link)
-                && e.kind() == ErrorKind::NotFound
-            {
-                symlink(Path::new("..data").join(key), &link)?;
-            }
-        }
-        // (11)
-        if let Some(old_dir) = old {
-            fs::remove_dir_all(old_dir)?;
-        }
-        Ok(t0)
-    }
-
-    fn new_timestamp_dir(&mut self) -> Res<PathBuf> {
-        let prefix = format!("..{}.", utc_stamp(SystemTime::now()));
-        for _ in 0..1000 {
-            let path = self.dir.join(format!("{prefix}{}", self.rng.next_u32()));
-            match fs::DirBuilder::new().mode(0o700).create(&path) {
-                Ok(()) => {
-                    fs::set_permissions(&path, fs::Permissions::from_mode(0o755))?;
-                    return Ok(path);
-                }
-                Err(e) if e.kind() == ErrorKind::AlreadyExists => continue,
-                Err(e) => return Err(e.into()),
-            }
-        }
-        Err(fail("no free timestamp dir name"))
-    }
-}
-
-/// `time.Now().UTC().Format("2006_01_02_15_04_05")`.
-fn utc_stamp(time: SystemTime) -> String {
-    let secs = time.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
-    let (y, mo, d) = civil_from_days((secs / 86_400) as i64);
-    let rem = secs % 86_400;
-    format!("{y:04}_{mo:02}_{d:02}_{:02}_{:02}_{:02}", rem / 3600, rem % 3600 / 60, rem % 60)
-}
-
-/// Days since 1970-01-01 to (year, month, day), proleptic Gregorian (H. Hinnant's algorithm).
-fn civil_from_days(days: i64) -> (i64, u32, u32) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    (yoe + era * 400 + i64::from(month <= 2), month, day)
-}
-
 /// xorshift64*, seeded from the clock and a counter.
 struct Rng(u64);
 
@@ -1490,16 +1397,6 @@ impl Rng {
 
     fn next_u32(&mut self) -> u32 {
         (self.next_u64() >> 32) as u32
-    }
-
-    /// The items in random order (Fisher–Yates), like Go's map iteration.
-    fn shuffled<T>(&mut self, items: impl IntoIterator<Item = T>) -> Vec<T> {
-        let mut items: Vec<T> = items.into_iter().collect();
-        for i in (1..items.len()).rev() {
-            let j = (self.next_u64() % (i as u64 + 1)) as usize;
-            items.swap(i, j);
-        }
-        items
     }
 }
 

@@ -47,7 +47,7 @@ use std::io::{self, ErrorKind, Write};
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt, chown, lchown, symlink};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 /// The symlink that points at the live data dir.
 pub const DATA_LINK: &str = "..data";
@@ -83,6 +83,8 @@ pub struct Kubelet {
     dir: PathBuf,
     opts: Options,
     rng: Rng,
+    /// When the last `rename(..data_tmp, ..data)` was made (taken just before it).
+    last_swap: Option<Instant>,
 }
 
 /// The desired content: key (a relative path, `a` or `conf.d/a.conf`) to bytes.
@@ -95,7 +97,7 @@ impl Kubelet {
     ///
     /// [`write`]: Kubelet::write
     pub fn new(dir: impl Into<PathBuf>, opts: Options) -> Kubelet {
-        let mut kubelet = Kubelet { dir: dir.into(), opts, rng: Rng::new() };
+        let mut kubelet = Kubelet { dir: dir.into(), opts, rng: Rng::new(), last_swap: None };
         if kubelet.opts.crash_leftovers || kubelet.opts.stale_data_tmp {
             kubelet.plant_leftovers();
         }
@@ -153,6 +155,11 @@ impl Kubelet {
     }
 
     /// The live data dir: where `..data` points. Panics if there is no `..data`.
+    /// When the last update went live: just before its `rename(..data_tmp, ..data)`.
+    pub fn last_swap(&self) -> Option<Instant> {
+        self.last_swap
+    }
+
     pub fn data_dir(&self) -> PathBuf {
         let target = fs::read_link(self.dir.join(DATA_LINK))
             .unwrap_or_else(|err| panic!("no {DATA_LINK} in {}: {err}", self.dir.display()));
@@ -206,6 +213,7 @@ impl Kubelet {
                 return Err(err);
             }
             // (8) the new content is live
+            self.last_swap = Some(Instant::now());
             if let Err(err) = fs::rename(&tmp_link, &data_link) {
                 let _ = fs::remove_file(&tmp_link);
                 let _ = fs::remove_dir_all(&new_dir);
@@ -553,7 +561,7 @@ fn utc_stamp(time: SystemTime) -> String {
 }
 
 /// Days since 1970-01-01 to (year, month, day), proleptic Gregorian (H. Hinnant's algorithm).
-fn civil_from_days(days: i64) -> (i64, u32, u32) {
+pub fn civil_from_days(days: i64) -> (i64, u32, u32) {
     let z = days + 719_468;
     let era = z.div_euclid(146_097);
     let doe = z.rem_euclid(146_097);
