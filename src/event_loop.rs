@@ -104,6 +104,11 @@ fn random_up_to(max: Duration) -> Duration {
     max.mul_f64((random >> 11) as f64 / (1u64 << 53) as f64)
 }
 
+/// Whether poll found the signalfd readable (the read that follows must not block).
+fn readable(fd: &PollFd<'_>) -> bool {
+    fd.revents().is_some_and(|r| r.contains(PollFlags::POLLIN))
+}
+
 /// While waiting for a stopped app's group to vanish, look again this often: members that are
 /// not our children die without telling us.
 const GROUP_RECHECK: Duration = Duration::from_millis(20);
@@ -249,15 +254,15 @@ impl Loop {
                 let polled = match &self.watch {
                     Some(w) => {
                         let mut fds = [signals, PollFd::new(w.watcher.as_fd(), PollFlags::POLLIN)];
-                        poll(&mut fds, timeout).map(|_| fds[0].any())
+                        poll(&mut fds, timeout).map(|_| readable(&fds[0]))
                     }
                     None => {
                         let mut fds = [signals];
-                        poll(&mut fds, timeout).map(|_| fds[0].any())
+                        poll(&mut fds, timeout).map(|_| readable(&fds[0]))
                     }
                 };
                 match polled {
-                    Ok(readable) => readable.unwrap_or(true),
+                    Ok(readable) => readable,
                     Err(nix::errno::Errno::EINTR) => false,
                     Err(e) => {
                         error!("poll failed: {e}");
