@@ -67,7 +67,7 @@
 #[allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed step is a panic there
 mod kubelet;
 
-use kubelet::{Kubelet, civil_from_days};
+use kubelet::{Kubelet, Rng, civil_from_days};
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use std::collections::VecDeque;
 use std::fmt::Write as _;
@@ -1373,31 +1373,6 @@ fn save_via_rename(path: &Path, content: &[u8]) -> Res<Instant> {
     let t0 = Instant::now();
     fs::rename(&tmp, path)?;
     Ok(t0)
-}
-
-/// xorshift64*, seeded from the clock and a counter.
-struct Rng(u64);
-
-impl Rng {
-    fn new() -> Rng {
-        let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64);
-        let mut rng = Rng((nanos ^ unique().wrapping_mul(0x9E37_79B9_7F4A_7C15)) | 1);
-        rng.next_u64();
-        rng
-    }
-
-    fn next_u64(&mut self) -> u64 {
-        let mut x = self.0;
-        x ^= x >> 12;
-        x ^= x << 25;
-        x ^= x >> 27;
-        self.0 = x;
-        x.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-
-    fn next_u32(&mut self) -> u32 {
-        (self.next_u64() >> 32) as u32
-    }
 }
 
 // ----------------------------------------------------------------------------------- report

@@ -576,10 +576,10 @@ pub fn civil_from_days(days: i64) -> (i64, u32, u32) {
 
 /// xorshift64* seeded from the clock, the pid and a per-process counter: random names and
 /// Go's random map iteration order, without the `rand` crate.
-struct Rng(u64);
+pub struct Rng(u64);
 
 impl Rng {
-    fn new() -> Rng {
+    pub fn new() -> Rng {
         static INSTANCES: AtomicU64 = AtomicU64::new(0);
         let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64);
         let instance = INSTANCES.fetch_add(1, Ordering::Relaxed);
@@ -599,7 +599,7 @@ impl Rng {
         x.wrapping_mul(0x2545_F491_4F6C_DD1D)
     }
 
-    fn next_u32(&mut self) -> u32 {
+    pub fn next_u32(&mut self) -> u32 {
         (self.next_u64() >> 32) as u32
     }
 
