@@ -238,8 +238,13 @@ impl Scan {
                 scan.walk(path, &mut files, &mut seen);
                 scan.content = Some(files);
             }
-            Ok(_) => {
-                let h = hash_file(path).unwrap_or_else(|e| unreadable(&e));
+            Ok(m) => {
+                // Never open a FIFO or a device: opening could block or have effects.
+                let h = if m.is_file() {
+                    hash_file(path).unwrap_or_else(|e| unreadable(&e))
+                } else {
+                    fnv1a(b"not a regular file", FNV_OFFSET)
+                };
                 scan.content = Some([(path.to_path_buf(), h)].into());
                 scan.watch_holder(path);
                 scan.watch_target_dir(path);
@@ -589,6 +594,19 @@ mod tests {
         assert_eq!(snap.0[&dir.join("app.yaml")].as_ref().unwrap().len(), 1);
         let watched: BTreeSet<_> = w.watched.values().map(|(p, _)| p.clone()).collect();
         assert!(watched.contains(&dir) && watched.contains(&ts.join("conf.d")) && watched.contains(&ts));
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_fifo_is_never_opened() {
+        let dir = std::env::temp_dir().join(format!("reinit-watch-fifo-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).unwrap();
+        let fifo = dir.join("pipe");
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+        let mut w = Watcher::new(vec![fifo.clone()]).unwrap();
+        let (snap, _) = w.scan(); // would block forever if the FIFO were opened
+        assert!(snap.0[&fifo].is_some());
         fs::remove_dir_all(&dir).unwrap();
     }
 }
