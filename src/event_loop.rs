@@ -128,11 +128,9 @@ struct Loop {
     reaped: Vec<reap::Reaped>,
     exit: Option<u8>,
     watch: Option<Watching>,
-    /// Sockets held for the app (`--listen` and socket activation), with their fds and names;
-    /// dropping them at exit removes the socket files reinit created.
-    _listeners: Vec<Listener>,
-    listen_fds: Vec<i32>,
-    listen_names: String,
+    /// Sockets held for the app (`--listen` and socket activation); dropping them at exit
+    /// removes the socket files reinit created.
+    listeners: Vec<Listener>,
 }
 
 /// Runtime state of `--watch`.
@@ -192,12 +190,8 @@ pub fn run(config: Config) -> Result<u8, StartError> {
         true => None,
         false => Some(start_watching(&config)?),
     };
-    let listen_fds = listeners.iter().map(|l| std::os::fd::AsRawFd::as_raw_fd(&l.as_fd())).collect();
-    let listen_names = sockets::fd_names(&listeners);
     let mut lp = Loop {
-        _listeners: listeners,
-        listen_fds,
-        listen_names,
+        listeners,
         watch,
         supervisor: Supervisor::new(policy),
         take_terminal: !config.sidecar() && child::owns_terminal(),
@@ -610,13 +604,16 @@ impl Loop {
     }
 
     fn spawn(&mut self) -> Vec<Action> {
+        let listen_fds: Vec<i32> =
+            self.listeners.iter().map(|l| std::os::fd::AsRawFd::as_raw_fd(&l.as_fd())).collect();
+        let listen_names = sockets::fd_names(&self.listeners);
         let spec = Spawn {
             argv: &self.config.command,
             mask: self.signals.app_mask(),
             sigpipe_ignored: sys::sigpipe_was_ignored(),
             take_terminal: self.take_terminal,
-            listen_fds: &self.listen_fds,
-            listen_names: &self.listen_names,
+            listen_fds: &listen_fds,
+            listen_names: &listen_names,
         };
         let mut restart_log = None;
         if let Some(w) = self.watch.as_mut() {
