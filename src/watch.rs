@@ -192,16 +192,8 @@ struct Scan {
 
 impl Scan {
     fn watch(&mut self, dir: PathBuf, role: Role) {
-        let roles = self.dirs.entry(dir).or_default();
-        // merge the names of `Holds` roles of one directory
-        if let Role::Holds(names) = &role
-            && let Some(Role::Holds(mine)) = roles.iter().find(|r| matches!(r, Role::Holds(_))).cloned()
-        {
-            roles.remove(&Role::Holds(mine.clone()));
-            roles.insert(Role::Holds(mine.union(names).cloned().collect()));
-            return;
-        }
-        roles.insert(role);
+        // several `Holds` roles of one directory are fine: `relevant` asks whether any matches
+        self.dirs.entry(dir).or_default().insert(role);
     }
 
     /// Watch the directory holding `path`'s resolved target, for in-place edits of the target.
