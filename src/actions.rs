@@ -4,6 +4,7 @@
 //! No I/O and no clock of its own, so every path is unit-tested with made-up instants.
 
 use crate::config::{Forward, OnChange, RestartPolicy};
+use crate::signals::Signal;
 use std::time::{Duration, Instant};
 
 /// Where a signal goes.
@@ -21,7 +22,7 @@ pub enum Target {
 pub enum Action {
     /// Start the app; report back with `spawned` or `spawn_failed`.
     Spawn,
-    Signal(Target, i32),
+    Signal(Target, Signal),
     /// Log that the stop timeout passed (a SIGKILL follows).
     TimedOut,
     /// Log that the group would not die after SIGKILL and we go on regardless.
@@ -47,7 +48,7 @@ pub enum Phase {
     /// reinit got SIGTERM; the stop signal goes out at `until` (`--pre-stop-delay`).
     Draining {
         until: Instant,
-        sig: i32,
+        sig: Signal,
     },
     /// The stop signal went out; SIGKILL at `kill_at`; after SIGKILL, wait until `give_up_at`.
     Stopping {
@@ -64,7 +65,7 @@ pub enum Phase {
 /// The parts of `Config` the supervisor decides with.
 #[derive(Debug, Clone)]
 pub struct Policy {
-    pub stop_signal: i32,
+    pub stop_signal: Signal,
     pub stop_timeout: Duration,
     pub pre_stop_delay: Duration,
     pub forward: Forward,
@@ -91,7 +92,7 @@ pub struct Supervisor {
     started_at: Option<Instant>,
     backoff: Duration,
     /// The signal the current stop sent (for the rest of the group once the app is gone).
-    stop_sig: i32,
+    stop_sig: Signal,
 }
 
 impl Supervisor {
@@ -104,7 +105,7 @@ impl Supervisor {
             last_code: None,
             started_at: None,
             backoff: BACKOFF_FIRST,
-            stop_sig: libc::SIGTERM,
+            stop_sig: Signal::TERM,
         }
     }
 
@@ -166,7 +167,7 @@ impl Supervisor {
         }
     }
 
-    fn begin_stop(&mut self, now: Instant, sig: i32, then: Then) -> Vec<Action> {
+    fn begin_stop(&mut self, now: Instant, sig: Signal, then: Then) -> Vec<Action> {
         self.then = then;
         self.stop_sig = sig;
         self.phase = Phase::Stopping { kill_at: now + self.policy.stop_timeout, give_up_at: None };
@@ -179,9 +180,9 @@ impl Supervisor {
 
     fn kill_now(&mut self, now: Instant) -> Vec<Action> {
         self.phase = Phase::Stopping { kill_at: now, give_up_at: Some(now + KILL_GRACE) };
-        let mut out = vec![Action::Signal(Target::Group, libc::SIGKILL)];
+        let mut out = vec![Action::Signal(Target::Group, Signal::KILL)];
         if self.final_stop() {
-            out.push(Action::Signal(Target::Orphans, libc::SIGKILL));
+            out.push(Action::Signal(Target::Orphans, Signal::KILL));
         }
         out
     }
@@ -192,7 +193,7 @@ impl Supervisor {
     }
 
     /// reinit received its stop request (SIGTERM); `sig` is what the app gets.
-    pub fn terminate(&mut self, now: Instant, sig: i32) -> Vec<Action> {
+    pub fn terminate(&mut self, now: Instant, sig: Signal) -> Vec<Action> {
         match self.phase {
             Phase::Running if !self.policy.pre_stop_delay.is_zero() => {
                 self.then = Then::ExitWithApp;
@@ -360,9 +361,13 @@ mod tests {
     use super::*;
     use Action::*;
     use Target::*;
+    // the variant, not the type `Signal` that `super::*` brings in too
+    use Action::Signal;
 
-    const TERM: i32 = libc::SIGTERM;
-    const KILL: i32 = libc::SIGKILL;
+    const TERM: crate::signals::Signal = crate::signals::Signal::TERM;
+    const KILL: crate::signals::Signal = crate::signals::Signal::KILL;
+    const INT: crate::signals::Signal = crate::signals::Signal::INT;
+    const HUP: crate::signals::Signal = crate::signals::Signal::HUP;
 
     fn policy() -> Policy {
         Policy {
@@ -423,10 +428,10 @@ mod tests {
     fn pre_stop_delay_holds_the_signal_back() {
         let t0 = Instant::now();
         let mut s = running(Policy { pre_stop_delay: secs(2), ..policy() }, t0);
-        assert!(s.terminate(t0, 2).is_empty());
+        assert!(s.terminate(t0, INT).is_empty());
         assert_eq!(s.next_deadline(), Some(t0 + secs(2)));
         assert!(s.tick(t0 + secs(1)).is_empty());
-        assert_eq!(s.tick(t0 + secs(2)), [Signal(Group, 2), Signal(Orphans, 2)]);
+        assert_eq!(s.tick(t0 + secs(2)), [Signal(Group, INT), Signal(Orphans, INT)]);
     }
 
     #[test]
@@ -478,7 +483,7 @@ mod tests {
     fn signal_and_exit_changes() {
         let t0 = Instant::now();
         let mut s = running(policy(), t0);
-        assert_eq!(s.change(t0, OnChange::Signal(1)), [Signal(App, 1)]);
+        assert_eq!(s.change(t0, OnChange::Signal(HUP)), [Signal(App, HUP)]);
         assert_eq!(s.change(t0, OnChange::Exit(3)), [Signal(Group, TERM), Signal(Orphans, TERM)]);
         s.app_exited(t0, 0);
         assert_eq!(s.group_gone(t0), [Exit(3)]);
@@ -550,7 +555,7 @@ mod tests {
         assert!(s.start().is_empty());
         assert_eq!(s.terminate(Instant::now(), TERM), [Exit(0)]);
         let mut s = Supervisor::new(Policy { sidecar: true, ..policy() });
-        assert!(s.change(Instant::now(), OnChange::Siblings(1)).is_empty(), "the loop signals siblings");
+        assert!(s.change(Instant::now(), OnChange::Siblings(HUP)).is_empty(), "the loop signals siblings");
         assert_eq!(s.change(Instant::now(), OnChange::Exit(4)), [Exit(4)]);
     }
 }

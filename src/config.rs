@@ -2,6 +2,7 @@
 //! of the command line checked. Pure (no I/O), so every rule is unit-tested here.
 
 use crate::cli::{Given, Raw};
+use crate::signals::Signal;
 use crate::sockets::{self, ListenSpec};
 use std::ffi::OsString;
 use std::fmt;
@@ -32,10 +33,10 @@ type Result<T> = std::result::Result<T, ConfigError>;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OnChange {
     Restart,
-    Signal(i32),
+    Signal(Signal),
     Exit(u8),
     /// Signal the top processes of the pod's other containers.
-    Siblings(i32),
+    Siblings(Signal),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -63,15 +64,15 @@ pub struct Config {
     pub debounce: Duration,
     pub jitter: Duration,
     pub validate: Option<Vec<String>>,
-    pub stop_signal: i32,
+    pub stop_signal: Signal,
     pub stop_timeout: Duration,
     pub pre_stop_delay: Duration,
     pub forward: Forward,
     /// FROM → TO; `None` drops FROM.
-    pub signal_map: Vec<(i32, Option<i32>)>,
+    pub signal_map: Vec<(Signal, Option<Signal>)>,
     pub restart_on_exit: RestartPolicy,
     pub remap_exit: Vec<(u8, u8)>,
-    pub parent_death_signal: Option<i32>,
+    pub parent_death_signal: Option<Signal>,
     /// `--listen` sockets, in order (fd 3, 4, … in the app).
     pub listen: Vec<ListenSpec>,
     pub dry_run: bool,
@@ -81,7 +82,7 @@ pub struct Config {
 
 impl Config {
     /// The signal actually sent for a received `sig`: `None` when it is dropped.
-    pub fn map_signal(&self, sig: i32) -> Option<i32> {
+    pub fn map_signal(&self, sig: Signal) -> Option<Signal> {
         match self.signal_map.iter().find(|(from, _)| *from == sig) {
             Some((_, to)) => *to,
             None => Some(sig),
@@ -89,7 +90,7 @@ impl Config {
     }
 
     /// Whether `--map-signal` names `sig` explicitly.
-    pub fn is_mapped(&self, sig: i32) -> bool {
+    pub fn is_mapped(&self, sig: Signal) -> bool {
         self.signal_map.iter().any(|(from, _)| *from == sig)
     }
 
@@ -109,100 +110,8 @@ fn invalid<T>(given: &Given<String>, expected: &str) -> Result<T> {
 const SIGNAL_EXPECTED: &str = "a signal name or number such as TERM, SIGHUP, 10 or RTMIN+3";
 const DURATION_EXPECTED: &str = "a duration such as 250ms, 10s, 2m or a number of seconds";
 
-/// Signal names as `kill -l` prints them (without `SIG`), with their numbers on this platform.
-pub const SIGNAL_NAMES: &[(&str, i32)] = &[
-    ("HUP", libc::SIGHUP),
-    ("INT", libc::SIGINT),
-    ("QUIT", libc::SIGQUIT),
-    ("ILL", libc::SIGILL),
-    ("TRAP", libc::SIGTRAP),
-    ("ABRT", libc::SIGABRT),
-    ("IOT", libc::SIGIOT),
-    ("BUS", libc::SIGBUS),
-    ("FPE", libc::SIGFPE),
-    ("KILL", libc::SIGKILL),
-    ("USR1", libc::SIGUSR1),
-    ("SEGV", libc::SIGSEGV),
-    ("USR2", libc::SIGUSR2),
-    ("PIPE", libc::SIGPIPE),
-    ("ALRM", libc::SIGALRM),
-    ("TERM", libc::SIGTERM),
-    ("STKFLT", libc::SIGSTKFLT),
-    ("CHLD", libc::SIGCHLD),
-    ("CLD", libc::SIGCHLD),
-    ("CONT", libc::SIGCONT),
-    ("STOP", libc::SIGSTOP),
-    ("TSTP", libc::SIGTSTP),
-    ("TTIN", libc::SIGTTIN),
-    ("TTOU", libc::SIGTTOU),
-    ("URG", libc::SIGURG),
-    ("XCPU", libc::SIGXCPU),
-    ("XFSZ", libc::SIGXFSZ),
-    ("VTALRM", libc::SIGVTALRM),
-    ("PROF", libc::SIGPROF),
-    ("WINCH", libc::SIGWINCH),
-    ("IO", libc::SIGIO),
-    ("POLL", libc::SIGPOLL),
-    ("PWR", libc::SIGPWR),
-    ("SYS", libc::SIGSYS),
-];
-
-/// `RTMIN` as `kill -l` and glibc programs see it (glibc reserves 32 and 33).
-pub const RTMIN: i32 = 34;
-pub const RTMAX: i32 = 64;
-
-/// Parse `TERM`, `SIGTERM`, `15`, `RTMIN+3`, `SIGRTMAX-1` (case-insensitive) to 1..=64.
-pub fn parse_signal(s: &str) -> Option<i32> {
-    let up = s.trim().to_ascii_uppercase();
-    let name = up.strip_prefix("SIG").unwrap_or(&up);
-    if let Ok(n) = name.parse::<i32>() {
-        return (1..=RTMAX).contains(&n).then_some(n);
-    }
-    let rt = |base: &str, rest: &str, sign: i32, origin: i32| -> Option<i32> {
-        let off: i32 = if rest.is_empty() {
-            0
-        } else {
-            let digits = rest.strip_prefix(if sign > 0 { '+' } else { '-' })?;
-            digits.parse().ok()?
-        };
-        let _ = base;
-        let n = origin + sign * off;
-        (RTMIN..=RTMAX).contains(&n).then_some(n)
-    };
-    if let Some(rest) = name.strip_prefix("RTMIN") {
-        return rt("RTMIN", rest, 1, RTMIN);
-    }
-    if let Some(rest) = name.strip_prefix("RTMAX") {
-        return rt("RTMAX", rest, -1, RTMAX);
-    }
-    SIGNAL_NAMES.iter().find(|(n, _)| *n == name).map(|(_, num)| *num)
-}
-
-/// A signal's name for log lines (`TERM`, `RTMIN+6`, or the number), formatted only when a
-/// line is actually written.
-#[derive(Debug, Clone, Copy)]
-pub struct SignalName(i32);
-
-impl fmt::Display for SignalName {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let sig = self.0;
-        if let Some((name, _)) = SIGNAL_NAMES.iter().find(|(_, n)| *n == sig) {
-            return f.write_str(name);
-        }
-        match sig {
-            RTMIN => f.write_str("RTMIN"),
-            s if (RTMIN..=RTMAX).contains(&s) => write!(f, "RTMIN+{}", s - RTMIN),
-            s => write!(f, "{s}"),
-        }
-    }
-}
-
-pub fn signal_name(sig: i32) -> SignalName {
-    SignalName(sig)
-}
-
-fn signal(given: &Given<String>) -> Result<i32> {
-    parse_signal(&given.value).map_or_else(|| invalid(given, SIGNAL_EXPECTED), Ok)
+fn signal(given: &Given<String>) -> Result<Signal> {
+    Signal::parse(&given.value).map_or_else(|| invalid(given, SIGNAL_EXPECTED), Ok)
 }
 
 /// Parse `250ms`, `10s`, `2m`, `1h`, `1.5s` or a bare number of seconds.
@@ -263,11 +172,11 @@ fn on_change(g: &Given<String>) -> Result<OnChange> {
     };
     match (kind.as_str(), arg) {
         ("restart", None) => Ok(OnChange::Restart),
-        ("signal", Some(sig)) => match parse_signal(sig) {
+        ("signal", Some(sig)) => match Signal::parse(sig) {
             Some(s) => Ok(OnChange::Signal(s)),
             None => invalid(g, "signal:SIG with SIG a signal name or number, e.g. signal:HUP"),
         },
-        ("siblings", Some(sig)) => match parse_signal(sig) {
+        ("siblings", Some(sig)) => match Signal::parse(sig) {
             Some(s) => Ok(OnChange::Siblings(s)),
             None => invalid(g, "siblings:SIG with SIG a signal name or number, e.g. siblings:HUP"),
         },
@@ -280,13 +189,13 @@ fn on_change(g: &Given<String>) -> Result<OnChange> {
     }
 }
 
-fn signal_map(g: &Given<String>) -> Result<(i32, Option<i32>)> {
+fn signal_map(g: &Given<String>) -> Result<(Signal, Option<Signal>)> {
     const EXPECTED: &str = "FROM:TO with signal names or numbers, TO = 0 or none to drop";
     let Some((from, to)) = g.value.split_once(':') else {
         return invalid(g, EXPECTED);
     };
-    let from = match parse_signal(from) {
-        Some(s) if s == libc::SIGKILL || s == libc::SIGSTOP || s == libc::SIGCHLD => {
+    let from = match Signal::parse(from) {
+        Some(s) if s == Signal::KILL || s == Signal::STOP || s == Signal::CHLD => {
             return invalid(g, "a FROM signal reinit can receive and forward (not KILL, STOP or CHLD)");
         }
         Some(s) => s,
@@ -295,7 +204,7 @@ fn signal_map(g: &Given<String>) -> Result<(i32, Option<i32>)> {
     let to = match to.trim() {
         "0" => None,
         t if t.eq_ignore_ascii_case("none") => None,
-        t => match parse_signal(t) {
+        t => match Signal::parse(t) {
             Some(s) => Some(s),
             None => return invalid(g, EXPECTED),
         },
@@ -331,7 +240,7 @@ fn keyword<T: Copy>(given: &Option<Given<String>>, default: T, words: &[(&str, T
 pub fn build(raw: Raw, reinit_log: Option<String>) -> Result<Config> {
     let stop_signal = match &raw.stop_signal {
         Some(g) => signal(g)?,
-        None => libc::SIGTERM,
+        None => Signal::TERM,
     };
     let parent_death_signal = raw.parent_death_signal.as_ref().map(signal).transpose()?;
     let stop_timeout = duration(&raw.stop_timeout, Duration::from_secs(10))?;
@@ -486,29 +395,6 @@ mod tests {
     }
 
     #[test]
-    fn signals_parse_every_spelling() {
-        assert_eq!(parse_signal("TERM"), Some(15));
-        assert_eq!(parse_signal("sigterm"), Some(15));
-        assert_eq!(parse_signal("Hup"), Some(1));
-        assert_eq!(parse_signal("15"), Some(15));
-        assert_eq!(parse_signal("64"), Some(64));
-        assert_eq!(parse_signal("RTMIN"), Some(34));
-        assert_eq!(parse_signal("rtmin+3"), Some(37));
-        assert_eq!(parse_signal("SIGRTMAX-1"), Some(63));
-        assert_eq!(parse_signal("RTMAX"), Some(64));
-        for bad in ["", "0", "65", "-1", "FOO", "RTMIN+31", "RTMIN-1", "RTMAX+1", "RTMIN+", "SIG", "1.5"] {
-            assert_eq!(parse_signal(bad), None, "{bad}");
-        }
-        for (name, num) in SIGNAL_NAMES {
-            assert_eq!(parse_signal(name), Some(*num));
-        }
-        assert_eq!(signal_name(15).to_string(), "TERM");
-        assert_eq!(signal_name(40).to_string(), "RTMIN+6");
-        assert_eq!(signal_name(34).to_string(), "RTMIN");
-        assert_eq!(signal_name(99).to_string(), "99");
-    }
-
-    #[test]
     fn durations_parse() {
         assert_eq!(parse_duration("250ms"), Some(Duration::from_millis(250)));
         assert_eq!(parse_duration("10s"), Some(Duration::from_secs(10)));
@@ -541,7 +427,7 @@ mod tests {
     #[test]
     fn defaults() {
         let c = cfg(&["--", "app"], &[]).unwrap();
-        assert_eq!(c.stop_signal, 15);
+        assert_eq!(c.stop_signal, Signal::TERM);
         assert_eq!(c.stop_timeout, Duration::from_secs(10));
         assert_eq!(c.pre_stop_delay, Duration::ZERO);
         assert_eq!(c.debounce, Duration::from_millis(100));
@@ -590,7 +476,7 @@ mod tests {
         assert!(cfg(&["-w", "/x", "--on-change", "restart"], &[]).is_err());
         assert!(cfg(&["-w", "/x", "--on-change", "signal:HUP"], &[]).is_err());
         let c = cfg(&["-w", "/x", "--on-change", "siblings:HUP", "--sibling", "nginx"], &[]).unwrap();
-        assert_eq!(c.on_change, Some(OnChange::Siblings(1)));
+        assert_eq!(c.on_change, Some(OnChange::Siblings(Signal::HUP)));
         assert_eq!(c.siblings, ["nginx"]);
         assert!(cfg(&["-w", "/x", "--on-change", "exit", "--sibling", "nginx"], &[]).is_err());
         assert!(
@@ -605,7 +491,7 @@ mod tests {
         assert!(cfg(&["--validate", "check {}", "app"], &[]).is_err());
         let c =
             cfg(&["-w", "/x", "--on-change", "SIGNAL:hup", "--validate", "check -c {}", "app"], &[]).unwrap();
-        assert_eq!(c.on_change, Some(OnChange::Signal(1)));
+        assert_eq!(c.on_change, Some(OnChange::Signal(Signal::HUP)));
         assert_eq!(c.validate.unwrap(), ["check", "-c", "{}"]);
     }
 
@@ -616,14 +502,15 @@ mod tests {
             &[],
         )
         .unwrap();
-        assert_eq!(c.map_signal(15), Some(2));
-        assert_eq!(c.map_signal(28), None);
-        assert_eq!(c.map_signal(10), Some(10));
-        assert!(c.is_mapped(15) && !c.is_mapped(10));
+        use Signal as S;
+        assert_eq!(c.map_signal(S::TERM), Some(S::INT));
+        assert_eq!(c.map_signal(S::WINCH), None);
+        assert_eq!(c.map_signal(S::USR1), Some(S::USR1));
+        assert!(c.is_mapped(S::TERM) && !c.is_mapped(S::USR1));
         assert_eq!(c.remap_exit, [(143, 0), (1, 7)]);
         let c = cfg(&["app"], &[("REINIT_MAP_SIGNAL", "10:12,12:10"), ("REINIT_REMAP_EXIT", "143")]).unwrap();
-        assert_eq!(c.map_signal(10), Some(12));
-        assert_eq!(c.map_signal(12), Some(10));
+        assert_eq!(c.map_signal(S::USR1), Some(S::USR2));
+        assert_eq!(c.map_signal(S::USR2), Some(S::USR1));
         assert_eq!(c.remap_exit, [(143, 0)]);
     }
 

@@ -4,10 +4,10 @@
 
 use crate::actions::{Action, Policy, Supervisor, Target};
 use crate::child::{self, Spawn};
-use crate::config::{self, Config, Forward, OnChange};
+use crate::config::{Config, Forward, OnChange};
 use crate::reap;
 use crate::siblings::{Procfs, Sibling};
-use crate::signals::{Received, Signals};
+use crate::signals::{Received, Signal, Signals};
 use crate::sockets::{self, Listener, SocketsError};
 use crate::sys;
 use crate::watch::{Changed, Snapshot, WatchError, Watcher};
@@ -170,11 +170,11 @@ pub fn run(config: Config) -> Result<u8, StartError> {
     }
     let parent = nix::unistd::getppid();
     if let Some(sig) = config.parent_death_signal {
-        if let Err(e) = sys::set_parent_death_signal(sig) {
+        if let Err(e) = sys::set_parent_death_signal(sig.raw()) {
             warn!("cannot set the parent-death signal: {e}");
         } else if nix::unistd::getppid() != parent {
             // The parent died before prctl took effect: deliver it ourselves.
-            let _ = sys::kill(me, sig);
+            let _ = sys::kill(me, sig.raw());
         }
     }
     let policy = Policy {
@@ -305,10 +305,10 @@ impl Loop {
 
     fn on_signal(&mut self, now: Instant, r: Received) -> Vec<Action> {
         let sig = r.signo;
-        let name = config::signal_name(sig);
+        let name = sig;
         match sig {
-            libc::SIGCHLD => Vec::new(),
-            libc::SIGTERM | libc::SIGINT if self.config.sidecar() => {
+            Signal::CHLD => Vec::new(),
+            Signal::TERM | Signal::INT if self.config.sidecar() => {
                 debug!("received SIG{name}: exiting");
                 self.supervisor.terminate(now, sig)
             }
@@ -316,7 +316,7 @@ impl Loop {
                 debug!("received SIG{name} in sidecar mode: ignored");
                 Vec::new()
             }
-            libc::SIGTERM => {
+            Signal::TERM => {
                 let to = if self.config.is_mapped(sig) {
                     self.config.map_signal(sig)
                 } else {
@@ -324,7 +324,7 @@ impl Loop {
                 };
                 match to {
                     Some(to) => {
-                        debug!("received SIGTERM: stopping the app with SIG{}", config::signal_name(to));
+                        debug!("received SIGTERM: stopping the app with SIG{to}");
                         self.supervisor.terminate(now, to)
                     }
                     None => {
@@ -333,7 +333,7 @@ impl Loop {
                     }
                 }
             }
-            libc::SIGINT if self.supervisor.stopping() => {
+            Signal::INT if self.supervisor.stopping() => {
                 debug!("received SIGINT during the stop: killing now");
                 self.supervisor.force(now)
             }
@@ -345,7 +345,7 @@ impl Loop {
                             Forward::Group => Target::Group,
                             Forward::Child => Target::App,
                         };
-                        debug!("forwarding SIG{name} as SIG{}", config::signal_name(to));
+                        debug!("forwarding SIG{name} as SIG{to}");
                         self.send(target, to);
                     }
                 }
@@ -418,7 +418,7 @@ impl Loop {
         w.rejected = None;
         let action = match on_change {
             OnChange::Restart => "restart the app".to_string(),
-            OnChange::Signal(sig) => format!("send SIG{} to the app", config::signal_name(sig)),
+            OnChange::Signal(sig) => format!("send SIG{sig} to the app"),
             OnChange::Exit(code) => format!("stop the app and exit with {code}"),
             OnChange::Siblings(sig) => {
                 w.baseline = w.baseline.merged(&snapshot);
@@ -453,8 +453,8 @@ impl Loop {
 
     /// `siblings:SIG`: signal the top processes of the pod's other containers through pidfds,
     /// after checking each is still the process found by the scan.
-    fn signal_siblings(&self, now: Instant, sig: i32, what: &str) {
-        let name = config::signal_name(sig);
+    fn signal_siblings(&self, now: Instant, sig: Signal, what: &str) {
+        let name = sig;
         let procfs = Procfs::new("/proc");
         let found = match procfs.siblings(self.me, &self.config.siblings) {
             Ok(found) => found,
@@ -483,7 +483,7 @@ impl Loop {
         for s in &found {
             let result = sys::pidfd_open(s.pid).and_then(|fd| {
                 if procfs.is_same(s) {
-                    sys::pidfd_send_signal(fd.as_fd(), sig).map(|()| true)
+                    sys::pidfd_send_signal(fd.as_fd(), sig.raw()).map(|()| true)
                 } else {
                     Ok(false)
                 }
@@ -552,12 +552,12 @@ impl Loop {
         reap::children_of(self.me).into_iter().filter(|p| Some(*p) != app).collect()
     }
 
-    fn send(&self, target: Target, sig: i32) {
-        let name = config::signal_name(sig);
+    fn send(&self, target: Target, sig: Signal) {
+        let name = sig;
         match target {
             Target::App if self.supervisor.app_running() => {
                 if let Some(pid) = self.app
-                    && let Err(e) = sys::kill(pid, sig)
+                    && let Err(e) = sys::kill(pid, sig.raw())
                 {
                     debug!("SIG{name} to the app (pid {pid}): {e}");
                 }
@@ -567,7 +567,7 @@ impl Loop {
             // empty, that number may belong to a stranger.
             Target::Group if self.supervisor.app_running() || self.supervisor.awaiting_group() => {
                 if let Some(pgid) = self.app
-                    && let Err(e) = sys::kill(-pgid, sig)
+                    && let Err(e) = sys::kill(-pgid, sig.raw())
                 {
                     debug!("SIG{name} to process group {pgid}: {e}");
                 }
@@ -576,7 +576,7 @@ impl Loop {
             Target::Orphans => {
                 for pid in self.orphans() {
                     debug!("SIG{name} to adopted process {pid}");
-                    let _ = sys::kill(pid, sig);
+                    let _ = sys::kill(pid, sig.raw());
                 }
             }
         }
