@@ -7,18 +7,29 @@ use std::ffi::{OsStr, OsString};
 use std::fmt;
 use std::io::{self, Read};
 use std::os::fd::AsFd;
-use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
 
 /// Why the app could not be started; `exit_code` is 126 or 127, as a shell would say.
 #[derive(Debug)]
 pub enum SpawnError {
-    NotFound { cmd: String, detail: String },
-    NotExecutable { cmd: String, detail: String },
+    NotFound {
+        cmd: String,
+        detail: String,
+    },
+    NotExecutable {
+        cmd: String,
+        detail: String,
+    },
+    /// reinit itself ran out of something (file descriptors, memory, processes): not the app's
+    /// fault, so not 126/127.
+    Resources {
+        cmd: String,
+        detail: String,
+    },
 }
 
 impl SpawnError {
@@ -26,6 +37,7 @@ impl SpawnError {
         match self {
             SpawnError::NotFound { .. } => 127,
             SpawnError::NotExecutable { .. } => 126,
+            SpawnError::Resources { .. } => 125,
         }
     }
 }
@@ -33,7 +45,9 @@ impl SpawnError {
 impl fmt::Display for SpawnError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            SpawnError::NotFound { cmd, detail } | SpawnError::NotExecutable { cmd, detail } => {
+            SpawnError::NotFound { cmd, detail }
+            | SpawnError::NotExecutable { cmd, detail }
+            | SpawnError::Resources { cmd, detail } => {
                 write!(f, "cannot start {cmd}: {detail}")
             }
         }
@@ -99,77 +113,6 @@ pub fn spawn(spec: &Spawn<'_>) -> Result<i32, SpawnError> {
     }
 }
 
-/// `arg` with every `{}` replaced by `path`.
-fn substitute(arg: &str, path: &Path) -> OsString {
-    let mut out = Vec::new();
-    let mut rest = arg;
-    while let Some(i) = rest.find("{}") {
-        out.extend_from_slice(&rest.as_bytes()[..i]);
-        out.extend_from_slice(path.as_os_str().as_bytes());
-        rest = &rest[i + 2..];
-    }
-    out.extend_from_slice(rest.as_bytes());
-    OsString::from_vec(out)
-}
-
-/// Run the `--validate` command (`{}` replaced by `path`) with the app's signal mask, its
-/// stdout and stderr captured, killed after `timeout`. `Err` carries what to log.
-pub fn validate(argv: &[String], path: &Path, mask: u64, timeout: Duration) -> Result<(), String> {
-    let argv: Vec<OsString> = argv.iter().map(|a| substitute(a, path)).collect();
-    let Some((program, args)) = argv.split_first() else { return Ok(()) };
-    let (mut reader, writer) = io::pipe().map_err(|e| format!("cannot create a pipe: {e}"))?;
-    let writer2 = writer.try_clone().map_err(|e| format!("cannot create a pipe: {e}"))?;
-    let mut cmd = Command::new(program);
-    cmd.args(args).process_group(0).stdin(Stdio::null()).stdout(writer).stderr(writer2);
-    sys::before_exec(&mut cmd, move || sys::set_signal_mask(mask));
-    let mut child = cmd.spawn().map_err(|e| explain(program, &e).to_string())?;
-    drop(cmd); // close our copies of the write end, so EOF comes when the validator is done
-    let deadline = Instant::now() + timeout;
-    let mut output = Vec::new();
-    let mut timed_out = false;
-    loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        let ms = left.as_millis().min(i32::MAX as u128) as i32;
-        let mut fds = [nix::poll::PollFd::new(reader.as_fd(), nix::poll::PollFlags::POLLIN)];
-        match nix::poll::poll(
-            &mut fds,
-            nix::poll::PollTimeout::try_from(ms).unwrap_or(nix::poll::PollTimeout::MAX),
-        ) {
-            Ok(0) => {
-                timed_out = true;
-                break;
-            }
-            Ok(_) => {
-                let mut buf = [0u8; 4096];
-                match reader.read(&mut buf) {
-                    Ok(0) => break,
-                    Ok(n) if output.len() < 64 * 1024 => output.extend_from_slice(&buf[..n]),
-                    Ok(_) => {}
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                    Err(_) => break,
-                }
-            }
-            Err(nix::errno::Errno::EINTR) => {}
-            Err(_) => break,
-        }
-    }
-    if timed_out {
-        let _ = sys::kill(-(child.id() as i32), libc::SIGKILL);
-    }
-    let status = child.wait().map_err(|e| format!("waiting for the validator failed: {e}"))?;
-    let text = String::from_utf8_lossy(&output);
-    let text = text.trim();
-    let said = if text.is_empty() { String::new() } else { format!(": {}", text.replace('\n', " | ")) };
-    if timed_out {
-        return Err(format!("the validator did not finish within {timeout:?} and was killed{said}"));
-    }
-    match exit_code(std::os::unix::process::ExitStatusExt::into_raw(status)) {
-        Some(0) => Ok(()),
-        Some(code) => Err(format!("the validator exited with {code}{said}")),
-        None => Err(format!("the validator failed{said}")),
-    }
-}
-
 /// In the child: put the listening sockets at fd 3, 4, … (not close-on-exec) and say so in
 /// `LISTEN_FDS`, `LISTEN_PID` (this process, the app-to-be) and `LISTEN_FDNAMES`.
 fn pass_sockets(fds: &[i32], names: &str) -> io::Result<()> {
@@ -229,10 +172,18 @@ fn file_head(path: &Path) -> Vec<u8> {
     }
 }
 
-fn explain(program: &OsStr, err: &io::Error) -> SpawnError {
+pub fn explain(program: &OsStr, err: &io::Error) -> SpawnError {
     let cmd = program.to_string_lossy().into_owned();
     let found = resolve(program);
     match err.raw_os_error() {
+        Some(libc::EMFILE) => {
+            let limit = sys::open_file_limit().map_or(String::new(), |n| format!(" (ulimit -n is {n})"));
+            let detail = format!("reinit ran out of file descriptors{limit}: raise the open-file limit");
+            SpawnError::Resources { cmd, detail }
+        }
+        Some(libc::ENFILE | libc::ENOMEM | libc::EAGAIN) => {
+            SpawnError::Resources { cmd, detail: format!("reinit could not fork: {err}") }
+        }
         Some(libc::ENOENT) | Some(libc::ENOTDIR) => match found {
             Some(path) if path.is_file() => {
                 let head = file_head(&path);
@@ -288,28 +239,6 @@ mod tests {
     }
 
     #[test]
-    fn substitutes_the_path() {
-        let p = Path::new("/etc/app/a b.conf");
-        assert_eq!(substitute("-c{}", p), "-c/etc/app/a b.conf");
-        assert_eq!(substitute("{}:{}", p), "/etc/app/a b.conf:/etc/app/a b.conf");
-        assert_eq!(substitute("plain", p), "plain");
-    }
-
-    #[test]
-    fn validator_results() {
-        let mask = 0;
-        let t = Duration::from_secs(10);
-        assert_eq!(validate(&["true".into()], Path::new("/x"), mask, t), Ok(()));
-        let args: Vec<String> =
-            ["sh", "-c", "echo bad config in $0 >&2; exit 3", "{}"].map(String::from).into();
-        let err = validate(&args, Path::new("/etc/x"), mask, t).unwrap_err();
-        assert!(err.contains("exited with 3") && err.contains("bad config in /etc/x"), "{err}");
-        let args: Vec<String> = ["sleep", "5"].map(String::from).into();
-        let err = validate(&args, Path::new("/x"), mask, Duration::from_millis(100)).unwrap_err();
-        assert!(err.contains("killed"), "{err}");
-    }
-
-    #[test]
     fn reads_shebangs() {
         assert_eq!(shebang_interpreter(b"#!/bin/sh\necho"), Some("/bin/sh".into()));
         assert_eq!(shebang_interpreter(b"#! /usr/bin/env python3 -u\n"), Some("/usr/bin/env".into()));
@@ -326,5 +255,8 @@ mod tests {
         let err = explain(OsStr::new("/"), &io::Error::from_raw_os_error(libc::EACCES));
         assert_eq!(err.exit_code(), 126);
         assert!(err.to_string().contains("directory"), "{err}");
+        let err = explain(OsStr::new("true"), &io::Error::from_raw_os_error(libc::EMFILE));
+        assert_eq!(err.exit_code(), 125, "reinit's own limit is not the app's fault");
+        assert!(err.to_string().contains("file descriptors"), "{err}");
     }
 }

@@ -81,19 +81,6 @@ pub struct Config {
 }
 
 impl Config {
-    /// The signal actually sent for a received `sig`: `None` when it is dropped.
-    pub fn map_signal(&self, sig: Signal) -> Option<Signal> {
-        match self.signal_map.iter().find(|(from, _)| *from == sig) {
-            Some((_, to)) => *to,
-            None => Some(sig),
-        }
-    }
-
-    /// Whether `--map-signal` names `sig` explicitly.
-    pub fn is_mapped(&self, sig: Signal) -> bool {
-        self.signal_map.iter().any(|(from, _)| *from == sig)
-    }
-
     pub fn sidecar(&self) -> bool {
         self.command.is_empty()
     }
@@ -503,14 +490,10 @@ mod tests {
         )
         .unwrap();
         use Signal as S;
-        assert_eq!(c.map_signal(S::TERM), Some(S::INT));
-        assert_eq!(c.map_signal(S::WINCH), None);
-        assert_eq!(c.map_signal(S::USR1), Some(S::USR1));
-        assert!(c.is_mapped(S::TERM) && !c.is_mapped(S::USR1));
+        assert_eq!(c.signal_map, [(S::TERM, Some(S::INT)), (S::WINCH, None)]);
         assert_eq!(c.remap_exit, [(143, 0), (1, 7)]);
         let c = cfg(&["app"], &[("REINIT_MAP_SIGNAL", "10:12,12:10"), ("REINIT_REMAP_EXIT", "143")]).unwrap();
-        assert_eq!(c.map_signal(S::USR1), Some(S::USR2));
-        assert_eq!(c.map_signal(S::USR2), Some(S::USR1));
+        assert_eq!(c.signal_map, [(S::USR1, Some(S::USR2)), (S::USR2, Some(S::USR1))]);
         assert_eq!(c.remap_exit, [(143, 0)]);
     }
 

@@ -1,29 +1,48 @@
-//! The only owner of runtime state: one poll over the signalfd (and the inotify fd), with the
-//! timeout set to the nearest deadline and no timer otherwise. Each wake-up reaps, turns what
-//! happened into supervisor inputs, and carries out the `Action`s they return.
+//! The event loop: I/O glue and nothing else. One poll over the signalfd, the inotify fd and a
+//! running validator's output pipe, with the timeout set to the nearest deadline (zero while
+//! content is being hashed, a slice per wake-up). Each wake-up turns what happened into inputs
+//! of the two state machines — the `Supervisor` (the app) and the `ChangeTracker` (the watched
+//! content) — and carries out the `Action`s and `Step`s they return.
 
-use crate::actions::{Action, Policy, Supervisor, Target};
+use crate::change::{ChangePolicy, ChangeTracker, Step, Validation};
 use crate::child::{self, Spawn};
-use crate::config::{Config, Forward, OnChange};
+use crate::config::{Config, OnChange};
+use crate::content::{self, Hashing};
+use crate::logging::shown;
 use crate::reap;
 use crate::siblings::{Procfs, Sibling};
 use crate::signals::{Received, Signal, Signals};
 use crate::sockets::{self, Listener, SocketsError};
+use crate::supervisor::{Action, Cause, Dest, Policy, Supervisor};
 use crate::sys;
-use crate::watch::{Changed, Snapshot, WatchError, Watcher};
+use crate::time::Human;
+use crate::validate::Validator;
+use crate::watch::{WatchError, Watcher};
 use log::{debug, error, info, warn};
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use std::collections::VecDeque;
 use std::fmt;
+use std::io;
 use std::os::fd::AsFd;
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-/// reinit could not start (exit status 125).
+/// reinit could not start.
 #[derive(Debug)]
 pub enum StartError {
-    Signals(std::io::Error),
+    Signals(io::Error),
     Watch(WatchError),
     Listen(SocketsError),
+}
+
+impl StartError {
+    /// 2 for what the user pointed reinit at (a usage error), 125 for the rest.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            StartError::Watch(WatchError::Pseudo(..)) => 2,
+            _ => 125,
+        }
+    }
 }
 
 impl fmt::Display for StartError {
@@ -36,82 +55,28 @@ impl fmt::Display for StartError {
     }
 }
 
-/// Create the inotify instance, take the first snapshot and warn about what will never update.
-fn start_watching(config: &Config) -> Result<Watching, StartError> {
-    let mut watcher = Watcher::new(config.watch.clone()).map_err(StartError::Watch)?;
-    let (baseline, errors) = watcher.scan();
-    for e in errors {
-        match &e {
-            WatchError::Add(_, io)
-                if matches!(io.raw_os_error(), Some(libc::ENOSPC) | Some(libc::EMFILE)) =>
-            {
-                return Err(StartError::Watch(e));
-            }
-            _ => warn!("{e}"),
-        }
-    }
-    if let Some(OnChange::Siblings(_)) = config.on_change {
-        let procfs = Procfs::new("/proc");
-        if crate::siblings::alone_in_namespace(procfs.top_ancestor(std::process::id() as i32)) {
-            warn!(
-                "reinit's container is PID 1 of its PID namespace, so no sibling container can be seen: \
-                 set shareProcessNamespace: true in the pod spec"
-            );
-        }
-    }
-    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
-    for target in watcher.targets() {
-        if baseline.0.get(target).is_some_and(Option::is_none) {
-            warn!("{} does not exist yet: waiting for it to appear", target.display());
-        }
-        let abs = std::path::absolute(target).unwrap_or_else(|_| target.clone());
-        if let Some(root) = crate::watch::subpath_mount(&mountinfo, &abs) {
-            warn!(
-                "{} is a subPath mount of a ConfigMap/Secret key ({root}): it will never update, the bind \
-                 pins the old file; mount the whole volume and watch its directory instead",
-                target.display()
-            );
-        }
-    }
-    Ok(Watching { watcher, baseline, rejected: None, settle_at: None, act_at: None, restarting: None })
-}
-
-/// `path (old→new)` for up to three changed files.
-fn describe(changes: &[Changed]) -> String {
-    let short =
-        |h: Option<u64>| h.map_or_else(|| "none".to_string(), |h| format!("{:012x}", h & 0xffff_ffff_ffff));
-    let mut parts: Vec<String> = changes
-        .iter()
-        .take(3)
-        .map(|c| format!("{} ({}→{})", c.path.display(), short(c.old), short(c.new)))
-        .collect();
-    if changes.len() > 3 {
-        parts.push(format!("and {} more", changes.len() - 3));
-    }
-    format!("{} changed", parts.join(", "))
-}
-
-/// A uniformly random duration in [0, max].
-fn random_up_to(max: Duration) -> Duration {
-    let mut seed = [0u8; 8];
-    let random = std::fs::File::open("/dev/urandom")
-        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut seed))
-        .map(|()| u64::from_ne_bytes(seed))
-        .unwrap_or_else(|_| {
-            let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
-            t.subsec_nanos() as u64 ^ u64::from(std::process::id()).rotate_left(32)
-        });
-    max.mul_f64((random >> 11) as f64 / (1u64 << 53) as f64)
-}
-
-/// Whether poll found the signalfd readable (the read that follows must not block).
-fn readable(fd: &PollFd<'_>) -> bool {
-    fd.revents().is_some_and(|r| r.contains(PollFlags::POLLIN))
-}
-
-/// While waiting for a stopped app's group to vanish, look again this often: members that are
-/// not our children die without telling us.
+/// While waiting for a stopped app's group (or what it left) to vanish, look again this often:
+/// members that are not our children die without telling us.
 const GROUP_RECHECK: Duration = Duration::from_millis(20);
+
+/// What a content read in progress is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ReadFor {
+    /// The change tracker asked (after the debounce, or for the first reference).
+    Tracker,
+    /// The app is about to start with this content.
+    Spawn(Cause),
+}
+
+/// Runtime state of `--watch`.
+struct Watching {
+    watcher: Watcher,
+    tracker: ChangeTracker,
+    reading: Option<(Hashing, ReadFor)>,
+    /// Why files of the last read could not be read, for the warning.
+    read_errors: Vec<(PathBuf, io::Error)>,
+    validator: Option<Validator>,
+}
 
 struct Loop {
     config: Config,
@@ -119,8 +84,6 @@ struct Loop {
     signals: Signals,
     take_terminal: bool,
     me: i32,
-    /// The current (or last) app's pid, which is also its process group id.
-    app: Option<i32>,
     /// Whether the last reaping pass left children (app or adopted orphans) behind.
     children_left: bool,
     /// Buffers reused by every wake-up.
@@ -128,25 +91,11 @@ struct Loop {
     reaped: Vec<reap::Reaped>,
     exit: Option<u8>,
     watch: Option<Watching>,
+    /// When a restart for a change was decided: the new app's start logs how long it took.
+    restart_since: Option<Instant>,
     /// Sockets held for the app (`--listen` and socket activation); dropping them at exit
     /// removes the socket files reinit created.
     listeners: Vec<Listener>,
-}
-
-/// Runtime state of `--watch`.
-struct Watching {
-    watcher: Watcher,
-    /// What the running app started with (or what was last acted on): the reference for
-    /// "changed".
-    baseline: Snapshot,
-    /// Content the validator refused: not retried until the content changes again.
-    rejected: Option<Snapshot>,
-    /// Re-read and compare when this passes (the debounce after the last relevant event).
-    settle_at: Option<Instant>,
-    /// Act when this passes (`--jitter`).
-    act_at: Option<Instant>,
-    /// When a restart for a change was decided; the new app's start logs what it started with.
-    restarting: Option<Instant>,
 }
 
 /// Set up signals, reaping and the parent-death signal, then run until the app's end.
@@ -168,6 +117,35 @@ pub fn run(config: Config) -> Result<u8, StartError> {
             Err(e) => debug!("cannot become a child subreaper: {e}"),
         }
     }
+    set_parent_death_signal(&config, me);
+    let watch = match config.watch.is_empty() {
+        true => None,
+        false => Some(start_watching(&config, signals.app_mask())?),
+    };
+    let mut lp = Loop {
+        listeners,
+        watch,
+        supervisor: Supervisor::new(Policy::of(&config)),
+        take_terminal: !config.sidecar() && child::owns_terminal(),
+        config,
+        signals,
+        me,
+        children_left: true,
+        received: Vec::with_capacity(32),
+        reaped: Vec::with_capacity(32),
+        exit: None,
+        restart_since: None,
+    };
+    if let Some(w) = lp.watch.as_mut() {
+        let first = w.tracker.start();
+        lp.steps(Instant::now(), first);
+    }
+    let first = lp.supervisor.start();
+    lp.execute(first);
+    Ok(lp.run())
+}
+
+fn set_parent_death_signal(config: &Config, me: i32) {
     let parent = nix::unistd::getppid();
     if let Some(sig) = config.parent_death_signal {
         if let Err(e) = sys::set_parent_death_signal(sig.raw()) {
@@ -177,36 +155,65 @@ pub fn run(config: Config) -> Result<u8, StartError> {
             let _ = sys::kill(me, sig.raw());
         }
     }
-    let policy = Policy {
-        stop_signal: config.stop_signal,
-        stop_timeout: config.stop_timeout,
-        pre_stop_delay: config.pre_stop_delay,
-        forward: config.forward,
-        restart_on_exit: config.restart_on_exit,
-        remap_exit: config.remap_exit.clone(),
-        sidecar: config.sidecar(),
+}
+
+/// Create the inotify instance and warn about what will never update.
+fn start_watching(config: &Config, app_mask: u64) -> Result<Watching, StartError> {
+    let mut watcher = Watcher::new(config.watch.clone()).map_err(StartError::Watch)?;
+    watcher.refuse_pseudo().map_err(StartError::Watch)?;
+    let (plan, errors) = watcher.plan();
+    for e in errors {
+        match &e {
+            WatchError::Add(_, io) if matches!(io.raw_os_error(), Some(libc::ENOSPC | libc::EMFILE)) => {
+                return Err(StartError::Watch(e));
+            }
+            _ => warn!("{e}"),
+        }
+    }
+    if let Some(OnChange::Siblings(_)) = config.on_change {
+        let procfs = Procfs::new("/proc");
+        if crate::siblings::alone_in_namespace(procfs.top_ancestor(std::process::id() as i32)) {
+            warn!(
+                "reinit's container is PID 1 of its PID namespace, so no sibling container can be seen: \
+                 set shareProcessNamespace: true in the pod spec"
+            );
+        }
+    }
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    for (target, files) in &plan.0 {
+        if files.is_none() {
+            warn!("{} does not exist yet: waiting for it to appear", shown(target));
+        }
+        let abs = std::path::absolute(target).unwrap_or_else(|_| target.clone());
+        if let Some(root) = crate::watch::subpath_mount(&mountinfo, &abs) {
+            warn!(
+                "{} is a subPath mount of a ConfigMap/Secret key ({root}): it will never update, the bind \
+                 pins the old file; mount the whole volume and watch its directory instead",
+                shown(target)
+            );
+        }
+    }
+    let on_change = config.on_change.unwrap_or(OnChange::Restart);
+    let validation = match &config.validate {
+        None => Validation::None,
+        Some(argv) if Validator::per_file(argv) => Validation::PerFile,
+        Some(_) => Validation::Once,
     };
-    let watch = match config.watch.is_empty() {
-        true => None,
-        false => Some(start_watching(&config)?),
+    let policy = ChangePolicy {
+        debounce: config.debounce,
+        jitter: config.jitter,
+        validation,
+        on_change,
+        dry_run: config.dry_run,
     };
-    let mut lp = Loop {
-        listeners,
-        watch,
-        supervisor: Supervisor::new(policy),
-        take_terminal: !config.sidecar() && child::owns_terminal(),
-        config,
-        signals,
-        me,
-        app: None,
-        children_left: true,
-        received: Vec::with_capacity(32),
-        reaped: Vec::with_capacity(32),
-        exit: None,
-    };
-    let first = lp.supervisor.start();
-    lp.execute(first);
-    Ok(lp.run())
+    let validator = config.validate.clone().map(|argv| Validator::new(argv, app_mask, config.stop_timeout));
+    Ok(Watching {
+        watcher,
+        tracker: ChangeTracker::new(policy),
+        reading: None,
+        read_errors: Vec::new(),
+        validator,
+    })
 }
 
 /// Sockets inherited through socket activation (`LISTEN_PID` = our pid), then `--listen` ones.
@@ -233,64 +240,108 @@ fn open_listeners(config: &Config) -> Result<Vec<Listener>, StartError> {
     Ok(out)
 }
 
+/// A uniformly random duration in [0, max].
+fn random_up_to(max: Duration) -> Duration {
+    if max.is_zero() {
+        return max;
+    }
+    let mut seed = [0u8; 8];
+    let random = std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut seed))
+        .map(|()| u64::from_ne_bytes(seed))
+        .unwrap_or_else(|_| {
+            let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+            t.subsec_nanos() as u64 ^ u64::from(std::process::id()).rotate_left(32)
+        });
+    max.mul_f64((random >> 11) as f64 / (1u64 << 53) as f64)
+}
+
+fn readable(fd: &PollFd<'_>) -> bool {
+    fd.revents().is_some_and(|r| r.intersects(PollFlags::POLLIN | PollFlags::POLLHUP | PollFlags::POLLERR))
+}
+
+/// Which of the polled fds are readable.
+#[derive(Default)]
+struct Ready {
+    signals: bool,
+    inotify: bool,
+    validator: bool,
+}
+
 impl Loop {
     fn run(&mut self) -> u8 {
         loop {
             if let Some(code) = self.exit {
                 return code;
             }
-            let timeout = self.timeout();
-            // With nothing but signals to wait for, sleep in the signalfd's read itself.
-            let signalled = if self.watch.is_none() && timeout == PollTimeout::NONE {
-                true
-            } else {
-                let signals = PollFd::new(self.signals.as_fd(), PollFlags::POLLIN);
-                let polled = match &self.watch {
-                    Some(w) => {
-                        let mut fds = [signals, PollFd::new(w.watcher.as_fd(), PollFlags::POLLIN)];
-                        poll(&mut fds, timeout).map(|_| readable(&fds[0]))
-                    }
-                    None => {
-                        let mut fds = [signals];
-                        poll(&mut fds, timeout).map(|_| readable(&fds[0]))
-                    }
-                };
-                match polled {
-                    Ok(readable) => readable,
-                    Err(nix::errno::Errno::EINTR) => false,
-                    Err(e) => {
-                        error!("poll failed: {e}");
-                        false
-                    }
-                }
-            };
-            let mut actions = Vec::new();
+            let ready = self.wait();
             let mut received = std::mem::take(&mut self.received);
-            if signalled && let Err(e) = self.signals.read(&mut received) {
+            if ready.signals
+                && let Err(e) = self.signals.read(&mut received)
+            {
                 error!("{e}");
             }
             let now = Instant::now();
             for r in received.drain(..) {
-                actions.extend(self.on_signal(now, r));
+                debug!("received SIG{}", r.signo);
+                let actions = self.supervisor.received(now, r.signo);
+                self.execute(actions);
             }
             self.received = received;
-            actions.extend(self.reap(now));
-            actions.extend(self.supervisor.tick(now));
-            actions.extend(self.on_watch(now));
+            self.reap(now);
+            let actions = self.supervisor.tick(now);
             self.execute(actions);
-            if self.supervisor.awaiting_group() && self.group_empty() {
-                let more = self.supervisor.group_gone(Instant::now());
-                self.execute(more);
+            if self.final_stop_under_way() {
+                self.stop_watching();
+            } else {
+                self.on_watch(now, &ready);
+            }
+            self.check_stop_over();
+        }
+    }
+
+    /// Poll until something happens or the nearest deadline; with nothing but signals to wait
+    /// for, sleep in the signalfd's read itself.
+    fn wait(&self) -> Ready {
+        let timeout = self.timeout();
+        let w = self.watch.as_ref();
+        let validator_fd = w.and_then(|w| w.validator.as_ref()).and_then(|v| v.fd());
+        if w.is_none() && timeout == PollTimeout::NONE {
+            return Ready { signals: true, ..Ready::default() };
+        }
+        let mut fds = vec![PollFd::new(self.signals.as_fd(), PollFlags::POLLIN)];
+        if let Some(w) = w {
+            fds.push(PollFd::new(w.watcher.as_fd(), PollFlags::POLLIN));
+        }
+        if let Some(fd) = validator_fd {
+            fds.push(PollFd::new(fd, PollFlags::POLLIN));
+        }
+        match poll(&mut fds, timeout) {
+            Ok(_) => Ready {
+                signals: readable(&fds[0]),
+                inotify: fds.get(1).is_some_and(readable),
+                validator: fds.get(2).is_some_and(readable),
+            },
+            Err(nix::errno::Errno::EINTR) => Ready::default(),
+            Err(e) => {
+                error!("poll failed: {e}");
+                Ready::default()
             }
         }
     }
 
     fn timeout(&self) -> PollTimeout {
         let now = Instant::now();
-        let watch_deadlines = self.watch.iter().flat_map(|w| [w.settle_at, w.act_at]).flatten();
-        let deadline = self.supervisor.next_deadline().into_iter().chain(watch_deadlines).min();
+        let w = self.watch.as_ref();
+        if w.is_some_and(|w| w.reading.is_some()) {
+            return PollTimeout::ZERO; // the next slice of hashing
+        }
+        let watch_deadlines = w.into_iter().flat_map(|w| {
+            [w.tracker.next_deadline(), w.validator.as_ref().and_then(Validator::next_deadline)]
+        });
+        let deadline = self.supervisor.next_deadline().into_iter().chain(watch_deadlines.flatten()).min();
         let mut wait = deadline.map(|d| d.saturating_duration_since(now));
-        if self.supervisor.awaiting_group() {
+        if self.supervisor.awaiting_exit() {
             wait = Some(wait.map_or(GROUP_RECHECK, |w| w.min(GROUP_RECHECK)));
         }
         match wait {
@@ -303,158 +354,190 @@ impl Loop {
         }
     }
 
-    fn on_signal(&mut self, now: Instant, r: Received) -> Vec<Action> {
-        let sig = r.signo;
-        let name = sig;
-        match sig {
-            Signal::CHLD => Vec::new(),
-            Signal::TERM | Signal::INT if self.config.sidecar() => {
-                debug!("received SIG{name}: exiting");
-                self.supervisor.terminate(now, sig)
-            }
-            _ if self.config.sidecar() => {
-                debug!("received SIG{name} in sidecar mode: ignored");
-                Vec::new()
-            }
-            Signal::TERM => {
-                let to = if self.config.is_mapped(sig) {
-                    self.config.map_signal(sig)
-                } else {
-                    Some(self.config.stop_signal)
-                };
-                match to {
-                    Some(to) => {
-                        debug!("received SIGTERM: stopping the app with SIG{to}");
-                        self.supervisor.terminate(now, to)
-                    }
-                    None => {
-                        debug!("received SIGTERM: dropped by --map-signal");
-                        Vec::new()
-                    }
-                }
-            }
-            Signal::INT if self.supervisor.stopping() => {
-                debug!("received SIGINT during the stop: killing now");
-                self.supervisor.force(now)
-            }
-            _ => {
-                match self.config.map_signal(sig) {
-                    None => debug!("received SIG{name}: dropped by --map-signal"),
-                    Some(to) => {
-                        let target = match self.config.forward {
-                            Forward::Group => Target::Group,
-                            Forward::Child => Target::App,
-                        };
-                        debug!("forwarding SIG{name} as SIG{to}");
-                        self.send(target, to);
-                    }
-                }
-                Vec::new()
+    fn final_stop_under_way(&self) -> bool {
+        self.exit.is_some() || (self.supervisor.stopping() && self.supervisor.final_stop())
+    }
+
+    /// reinit is ending: a validation or a read in progress no longer matters.
+    fn stop_watching(&mut self) {
+        if let Some(w) = self.watch.as_mut() {
+            w.reading = None;
+            if let Some(v) = w.validator.as_mut() {
+                v.cancel();
             }
         }
     }
 
-    /// Inotify events, the debounce and the jitter; a real change becomes a supervisor input.
-    fn on_watch(&mut self, now: Instant) -> Vec<Action> {
-        let Some(w) = self.watch.as_mut() else { return Vec::new() };
-        match w.watcher.read() {
-            Ok(events) => {
-                if events.overflow {
-                    warn!("the inotify queue overflowed: re-reading every watched path");
+    fn reap(&mut self, now: Instant) {
+        let mut reaped = std::mem::take(&mut self.reaped);
+        let reaping = reap::reap_all(sys::waitpid_any, &mut reaped);
+        if let Some(e) = reaping.error {
+            error!("{e}");
+        }
+        self.children_left = reaping.children_left;
+        for r in reaped.drain(..) {
+            let Some(code) = child::exit_code(r.status) else { continue };
+            if let Some(verdict) = self.validator_exited(now, r.pid, code) {
+                let steps = self.watch.as_mut().map(|w| w.tracker.validated(verdict)).unwrap_or_default();
+                self.steps(now, steps);
+            } else if self.supervisor.app() == Some(r.pid) {
+                debug!("app (pid {}) exited with status {code}", r.pid);
+                let actions = self.supervisor.reaped(now, r.pid, code);
+                self.execute(actions);
+            } else {
+                debug!("reaped pid {} (status {code})", r.pid);
+            }
+        }
+        self.reaped = reaped;
+    }
+
+    /// Route a reaped child to the validator if it is its run: `Some` once it has a verdict.
+    fn validator_exited(&mut self, now: Instant, pid: i32, code: u8) -> Option<Result<(), String>> {
+        let v = self.watch.as_mut()?.validator.as_mut()?;
+        if v.pid() != Some(pid) {
+            return None;
+        }
+        v.exited(now, code)
+    }
+
+    /// Inotify events, deadlines, the validator's output and a slice of hashing.
+    fn on_watch(&mut self, now: Instant, ready: &Ready) {
+        let Some(w) = self.watch.as_mut() else { return };
+        if ready.inotify {
+            match w.watcher.read() {
+                Ok(events) => {
+                    if events.overflow {
+                        warn!("the inotify queue overflowed: re-reading every watched path");
+                    }
+                    if events.relevant {
+                        w.tracker.events(now);
+                    }
                 }
-                if events.relevant {
-                    w.settle_at = Some(now + self.config.debounce);
+                Err(e) => error!("{e}"),
+            }
+        }
+        if let Some(v) = w.validator.as_mut() {
+            if ready.validator {
+                v.drain();
+            }
+            v.tick(now);
+        }
+        let steps = w.tracker.tick(now);
+        self.steps(now, steps);
+        self.read_slice(now);
+    }
+
+    /// Hash the next slice of the read in progress; deliver it when complete.
+    fn read_slice(&mut self, now: Instant) {
+        let Some(w) = self.watch.as_mut() else { return };
+        let Some((hashing, why)) = w.reading.as_mut() else { return };
+        let Some(snapshot) = hashing.step(content::SLICE) else { return };
+        let why = *why;
+        w.read_errors = std::mem::take(&mut hashing.errors);
+        w.reading = None;
+        match why {
+            ReadFor::Tracker => {
+                let steps = w.tracker.scanned(now, snapshot, random_up_to(self.config.jitter));
+                self.steps(now, steps);
+            }
+            ReadFor::Spawn(cause) => {
+                let (changes, notes) = w.tracker.starting_app(&snapshot);
+                self.steps(now, notes);
+                if self.supervisor.may_spawn() {
+                    let actions = self.spawn(cause, Some(content::describe(&changes)));
+                    self.execute(actions);
                 }
             }
-            Err(e) => error!("{e}"),
         }
-        let settled = w.settle_at.is_some_and(|t| now >= t);
-        let jittered = w.act_at.is_some_and(|t| now >= t);
-        if !settled && !jittered {
-            return Vec::new();
+    }
+
+    /// Start reading the watched content (dropping a read in progress).
+    fn start_read(&mut self, why: ReadFor) {
+        let Some(w) = self.watch.as_mut() else { return };
+        if why == ReadFor::Tracker && matches!(w.reading, Some((_, ReadFor::Spawn(_)))) {
+            return; // the read for the start serves the tracker too
         }
-        if settled {
-            w.settle_at = None;
-        }
-        let (snapshot, errors) = w.watcher.scan();
+        let (plan, errors) = w.watcher.plan();
         for e in errors {
             error!("{e}");
         }
-        let changes = snapshot.changes_from(&w.baseline);
-        if changes.is_empty() {
-            debug!("no content change");
-            w.act_at = None;
-            return Vec::new();
-        }
-        if w.rejected.as_ref().is_some_and(|r| snapshot.changes_from(r).is_empty()) {
-            debug!("still the content the validator refused");
-            return Vec::new();
-        }
-        if !self.config.jitter.is_zero() && !jittered {
-            if w.act_at.is_none() {
-                let delay = random_up_to(self.config.jitter);
-                debug!("content changed: acting in {delay:?} (--jitter)");
-                w.act_at = Some(now + delay);
-            }
-            return Vec::new();
-        }
-        w.act_at = None;
-        self.act_on_change(now, snapshot, &changes)
+        w.reading = Some((Hashing::new(plan), why));
     }
 
-    fn act_on_change(&mut self, now: Instant, snapshot: Snapshot, changes: &[Changed]) -> Vec<Action> {
-        let Some(on_change) = self.config.on_change else { return Vec::new() };
-        let Some(w) = self.watch.as_mut() else { return Vec::new() };
-        let what = describe(changes);
-        if let Some(argv) = &self.config.validate {
-            let path = changes.iter().find(|c| c.new.is_some()).unwrap_or(&changes[0]).path.clone();
-            if let Err(why) = child::validate(argv, &path, self.signals.app_mask(), self.config.stop_timeout)
-            {
-                warn!("{what}: rejected, {why}; the running app is left untouched");
-                w.rejected = Some(snapshot);
-                return Vec::new();
+    /// Carry out what the change tracker decided.
+    fn steps(&mut self, now: Instant, steps: Vec<Step>) {
+        let mut queue: VecDeque<Step> = steps.into();
+        while let Some(step) = queue.pop_front() {
+            match step {
+                Step::Scan => self.start_read(ReadFor::Tracker),
+                Step::Validate(paths) => {
+                    let Some(w) = self.watch.as_mut() else { continue };
+                    let verdict = w.validator.as_mut().and_then(|v| v.start(now, paths));
+                    if let Some(verdict) = verdict {
+                        queue.extend(w.tracker.validated(verdict));
+                    }
+                }
+                Step::Act { action, changes, dry_run } => {
+                    self.act(now, action, &content::describe(&changes), dry_run)
+                }
+                Step::Unchanged => debug!("no content change"),
+                Step::StillRefused => debug!("still the content the validator refused"),
+                Step::Jitter(delay) => debug!("content changed: acting in {} (--jitter)", Human(delay)),
+                Step::Refused { changes, why } => warn!(
+                    "{}: rejected, {why}; the running app is left untouched",
+                    content::describe(&changes)
+                ),
+                Step::Unreadable(paths) => self.warn_unreadable(&paths),
             }
         }
-        w.rejected = None;
-        let action = match on_change {
+    }
+
+    fn warn_unreadable(&self, paths: &[PathBuf]) {
+        let errors = self.watch.as_ref().map(|w| w.read_errors.as_slice()).unwrap_or_default();
+        let (uid, gid) = (sys::uid(), sys::gid());
+        for path in paths {
+            let why =
+                errors.iter().find(|(p, _)| p == path).map_or(String::new(), |(_, e)| format!(" ({e})"));
+            warn!(
+                "cannot read {}{why} as uid {uid} gid {gid}: its changes are not seen until reinit can \
+                 read it (its last content stands); make it readable to this user or group",
+                shown(path)
+            );
+        }
+    }
+
+    /// The action for a real change (validated if asked).
+    fn act(&mut self, now: Instant, action: OnChange, what: &str, dry_run: bool) {
+        if let OnChange::Siblings(sig) = action {
+            return self.signal_siblings(sig, what, dry_run);
+        }
+        let doing = match action {
             OnChange::Restart => "restart the app".to_string(),
             OnChange::Signal(sig) => format!("send SIG{sig} to the app"),
             OnChange::Exit(code) => format!("stop the app and exit with {code}"),
-            OnChange::Siblings(sig) => {
-                w.baseline = w.baseline.merged(&snapshot);
-                self.signal_siblings(now, sig, &what);
-                return Vec::new();
-            }
+            OnChange::Siblings(_) => String::new(),
         };
-        if self.config.dry_run {
-            info!("{what}: would {action} (--dry-run)");
-            w.baseline = w.baseline.merged(&snapshot);
-            return Vec::new();
+        if dry_run {
+            return info!("{what}: would {doing} (--dry-run)");
         }
-        match on_change {
-            OnChange::Restart => {
-                w.restarting.get_or_insert(now);
+        match (action, self.supervisor.app()) {
+            (OnChange::Restart, _) => {
+                self.restart_since.get_or_insert(now);
             }
-            OnChange::Signal(_) => {
-                w.baseline = w.baseline.merged(&snapshot);
-                let pid = self.app.filter(|_| self.supervisor.app_running());
-                match pid {
-                    Some(pid) => {
-                        info!("{what}: {action} (pid {pid}), {:?} after the change settled", now.elapsed())
-                    }
-                    None => info!("{what}: no app running, nothing to signal"),
-                }
-            }
-            OnChange::Exit(_) => info!("{what}: going to {action}"),
-            OnChange::Siblings(_) => {}
+            (OnChange::Signal(_), Some(pid)) => info!("{what}: {doing} (pid {pid})"),
+            (OnChange::Signal(_), None) => info!("{what}: no app running, nothing to signal"),
+            (OnChange::Exit(_), Some(_)) => info!("{what}: going to {doing}"),
+            (OnChange::Exit(code), None) => info!("{what}: exiting with {code}"),
+            (OnChange::Siblings(_), _) => {}
         }
-        self.supervisor.change(now, on_change)
+        let actions = self.supervisor.change(now, action);
+        self.execute(actions);
     }
 
     /// `siblings:SIG`: signal the top processes of the pod's other containers through pidfds,
     /// after checking each is still the process found by the scan.
-    fn signal_siblings(&self, now: Instant, sig: Signal, what: &str) {
-        let name = sig;
+    fn signal_siblings(&self, sig: Signal, what: &str, dry_run: bool) {
+        let started = Instant::now();
         let procfs = Procfs::new("/proc");
         let found = match procfs.siblings(self.me, &self.config.siblings) {
             Ok(found) => found,
@@ -466,119 +549,65 @@ impl Loop {
                 names => format!(" named {}", names.join(" or ")),
             };
             return warn!(
-                "{what}: no sibling process{filter} found to send SIG{name}; the pod needs \
+                "{what}: no sibling process{filter} found to send SIG{sig}; the pod needs \
                  shareProcessNamespace: true, and --sibling must match the process's comm or executable name"
             );
         }
         let list = |v: &[&Sibling]| {
             v.iter().map(|s| format!("{} (pid {})", s.name, s.pid)).collect::<Vec<_>>().join(", ")
         };
-        if self.config.dry_run {
+        if dry_run {
             return info!(
-                "{what}: would send SIG{name} to {} (--dry-run)",
+                "{what}: would send SIG{sig} to {} (--dry-run)",
                 list(&found.iter().collect::<Vec<_>>())
             );
         }
-        let mut sent = Vec::new();
-        for s in &found {
-            let result = sys::pidfd_open(s.pid).and_then(|fd| {
-                if procfs.is_same(s) {
-                    sys::pidfd_send_signal(fd.as_fd(), sig.raw()).map(|()| true)
-                } else {
-                    Ok(false)
-                }
-            });
-            match result {
-                Ok(true) => sent.push(s),
-                Ok(false) => {
-                    debug!("{} (pid {}) exited and its pid was reused: not signalled", s.name, s.pid)
-                }
-                Err(e) if e.raw_os_error() == Some(libc::ESRCH) => {
-                    debug!("{} (pid {}) is gone", s.name, s.pid)
-                }
-                Err(e) if e.raw_os_error() == Some(libc::EPERM) => error!(
-                    "cannot send SIG{name} to {} (pid {}): permission denied; it runs as another user: \
-                     run reinit with the same UID, or give it the CAP_KILL capability",
-                    s.name, s.pid
-                ),
-                Err(e) => error!("cannot send SIG{name} to {} (pid {}): {e}", s.name, s.pid),
-            }
-        }
+        let sent: Vec<&Sibling> = found.iter().filter(|s| send_to_sibling(&procfs, s, sig)).collect();
         if !sent.is_empty() {
-            info!("{what}: sent SIG{name} to {} in {} ms", list(&sent), now.elapsed().as_millis());
+            info!("{what}: sent SIG{sig} to {} in {}", list(&sent), Human(started.elapsed()));
         }
     }
 
-    fn reap(&mut self, now: Instant) -> Vec<Action> {
-        let mut reaped = std::mem::take(&mut self.reaped);
-        let reaping = reap::reap_all(sys::waitpid_any, &mut reaped);
-        if let Some(e) = reaping.error {
-            error!("{e}");
+    /// The app's group is gone (or never was): on a final stop, what it left behind too.
+    fn check_stop_over(&mut self) {
+        if !self.supervisor.awaiting_exit() {
+            return;
         }
-        self.children_left = reaping.children_left;
-        let mut actions = Vec::new();
-        for r in reaped.drain(..) {
-            let Some(code) = child::exit_code(r.status) else { continue };
-            if Some(r.pid) == self.app && self.supervisor.app_running() {
-                debug!("app (pid {}) exited with status {code}", r.pid);
-                actions.extend(self.supervisor.app_exited(now, code));
-            } else {
-                debug!("reaped pid {} (status {code})", r.pid);
-            }
+        if let Some(pgid) = self.supervisor.group_to_await()
+            && sys::kill(-pgid, 0).is_ok()
+        {
+            return;
         }
-        self.reaped = reaped;
-        actions
+        let orphans = self.supervisor.final_stop() && !self.orphans().is_empty();
+        let actions = self.supervisor.group_gone(Instant::now(), orphans);
+        self.execute(actions);
     }
 
-    /// The app is reaped and its process group empty; on a final stop our other children too.
-    fn group_empty(&self) -> bool {
-        let group_alive = match self.app {
-            Some(pgid) => sys::kill(-pgid, 0).is_ok(),
-            None => false,
-        };
-        if group_alive {
-            return false;
-        }
-        !self.supervisor.final_stop() || self.orphans().is_empty()
-    }
-
-    /// reinit's children other than the app. Only scans `/proc` when waitpid said children are
-    /// left (with none, as in most runs, this costs nothing).
+    /// Every live descendant of reinit but the app. Reads `/proc` only when waitpid said
+    /// children are left (with none, as in most runs, this costs nothing).
     fn orphans(&self) -> Vec<i32> {
         if !self.children_left {
             return Vec::new();
         }
-        let app = self.app.filter(|_| self.supervisor.app_running());
-        reap::children_of(self.me).into_iter().filter(|p| Some(*p) != app).collect()
+        let app = self.supervisor.app();
+        reap::descendants_of(self.me).into_iter().filter(|p| Some(*p) != app).collect()
     }
 
-    fn send(&self, target: Target, sig: Signal) {
-        let name = sig;
-        match target {
-            Target::App if self.supervisor.app_running() => {
-                if let Some(pid) = self.app
-                    && let Err(e) = sys::kill(pid, sig.raw())
-                {
-                    debug!("SIG{name} to the app (pid {pid}): {e}");
-                }
-            }
-            Target::App => debug!("no app running: SIG{name} not sent"),
-            // The group id is the app's pid: once the app is reaped and the group has been seen
-            // empty, that number may belong to a stranger.
-            Target::Group if self.supervisor.app_running() || self.supervisor.awaiting_group() => {
-                if let Some(pgid) = self.app
-                    && let Err(e) = sys::kill(-pgid, sig.raw())
-                {
-                    debug!("SIG{name} to process group {pgid}: {e}");
-                }
-            }
-            Target::Group => debug!("no app running: SIG{name} not sent"),
-            Target::Orphans => {
+    fn send(&self, dest: Dest, sig: Signal) {
+        let (pid, what) = match dest {
+            Dest::Process(pid) => (pid, "the app"),
+            Dest::Group(pgid) => (-pgid, "the app's process group"),
+            Dest::Orphans => {
                 for pid in self.orphans() {
-                    debug!("SIG{name} to adopted process {pid}");
+                    debug!("SIG{sig} to adopted process {pid}");
                     let _ = sys::kill(pid, sig.raw());
                 }
+                return;
             }
+        };
+        match sys::kill(pid, sig.raw()) {
+            Ok(()) => debug!("SIG{sig} to {what} ({})", pid.abs()),
+            Err(e) => debug!("SIG{sig} to {what} ({}): {e}", pid.abs()),
         }
     }
 
@@ -586,15 +615,24 @@ impl Loop {
         let mut queue: VecDeque<Action> = actions.into();
         while let Some(action) = queue.pop_front() {
             match action {
-                Action::Spawn => queue.extend(self.spawn()),
-                Action::Signal(target, sig) => self.send(target, sig),
-                Action::TimedOut => warn!(
-                    "the app did not stop within {:?} of the stop signal: sending SIGKILL to its process group",
-                    self.config.stop_timeout
+                Action::Spawn(cause) if self.watch.is_some() => self.start_read(ReadFor::Spawn(cause)),
+                Action::Spawn(cause) => queue.extend(self.spawn(cause, None)),
+                Action::Send(dest, sig) => self.send(dest, sig),
+                Action::TimedOut { app_alive: true } => warn!(
+                    "the app did not stop within {} of the stop signal: sending SIGKILL to its process group",
+                    Human(self.config.stop_timeout)
+                ),
+                Action::TimedOut { app_alive: false } => warn!(
+                    "processes the app left did not stop within {} of the stop signal: sending them SIGKILL",
+                    Human(self.config.stop_timeout)
                 ),
                 Action::GaveUpWaiting => {
                     warn!("processes of the app's group survived SIGKILL; going on without them")
                 }
+                Action::BackingOff { code, delay } => info!(
+                    "the app exited with status {code}: restarting it in {} (--restart-on-exit)",
+                    Human(delay)
+                ),
                 Action::Exit(code) => {
                     self.exit = Some(code);
                     return;
@@ -603,7 +641,8 @@ impl Loop {
         }
     }
 
-    fn spawn(&mut self) -> Vec<Action> {
+    /// Start the app; `what` describes the content it starts with (when watching).
+    fn spawn(&mut self, cause: Cause, what: Option<String>) -> Vec<Action> {
         let listen_fds: Vec<i32> =
             self.listeners.iter().map(|l| std::os::fd::AsRawFd::as_raw_fd(&l.as_fd())).collect();
         let listen_names = sockets::fd_names(&self.listeners);
@@ -615,37 +654,62 @@ impl Loop {
             listen_fds: &listen_fds,
             listen_names: &listen_names,
         };
-        let mut restart_log = None;
-        if let Some(w) = self.watch.as_mut() {
-            // The content this app starts with: later changes are measured against it, and
-            // changes made so far (also those that landed during the stop) are taken by this start.
-            let (snapshot, errors) = w.watcher.scan();
-            for e in errors {
-                error!("{e}");
-            }
-            let changes = snapshot.changes_from(&w.baseline);
-            w.baseline = w.baseline.merged(&snapshot);
-            if let Some(since) = w.restarting.take() {
-                let what =
-                    if changes.is_empty() { "content back as before".into() } else { describe(&changes) };
-                restart_log = Some((what, since));
-            }
-        }
         let now = Instant::now();
         match child::spawn(&spec) {
             Ok(pid) => {
                 debug!("started the app: pid {pid}");
-                if let Some((what, since)) = restart_log {
-                    info!("{what}: restarted the app in {} ms (pid {pid})", since.elapsed().as_millis());
+                match (cause, self.restart_since.take()) {
+                    (Cause::Change, Some(since)) => info!(
+                        "{}: restarted the app in {} (pid {pid})",
+                        what.unwrap_or_default(),
+                        Human(since.elapsed())
+                    ),
+                    (Cause::Exit, _) => info!("restarted the app (pid {pid}) after it exited"),
+                    _ => {}
                 }
-                self.app = Some(pid);
-                self.supervisor.spawned(now);
+                self.supervisor.spawned(now, pid);
                 Vec::new()
             }
             Err(e) => {
                 error!("{e}");
                 self.supervisor.spawn_failed(now, e.exit_code())
             }
+        }
+    }
+}
+
+/// Signal one sibling through a pidfd, after checking it is still the process found; whether
+/// it was sent.
+fn send_to_sibling(procfs: &Procfs, s: &Sibling, sig: Signal) -> bool {
+    let result = sys::pidfd_open(s.pid).and_then(|fd| {
+        if procfs.is_same(s) {
+            sys::pidfd_send_signal(fd.as_fd(), sig.raw()).map(|()| true)
+        } else {
+            Ok(false)
+        }
+    });
+    match result {
+        Ok(sent) => {
+            if !sent {
+                debug!("{} (pid {}) exited and its pid was reused: not signalled", s.name, s.pid);
+            }
+            sent
+        }
+        Err(e) if e.raw_os_error() == Some(libc::ESRCH) => {
+            debug!("{} (pid {}) is gone", s.name, s.pid);
+            false
+        }
+        Err(e) if e.raw_os_error() == Some(libc::EPERM) => {
+            error!(
+                "cannot send SIG{sig} to {} (pid {}): permission denied; it runs as another user: \
+                 run reinit with the same UID, or give it the CAP_KILL capability",
+                s.name, s.pid
+            );
+            false
+        }
+        Err(e) => {
+            error!("cannot send SIG{sig} to {} (pid {}): {e}", s.name, s.pid);
+            false
         }
     }
 }

@@ -2,16 +2,21 @@
 //! runs the event loop; it is the only place the process ends.
 #![deny(unsafe_code)]
 
-mod actions;
+mod change;
 mod child;
 mod cli;
 mod config;
+mod content;
 mod event_loop;
+mod logging;
 mod reap;
 mod siblings;
 mod signals;
 mod sockets;
+mod supervisor;
 mod sys;
+mod time;
+mod validate;
 mod watch;
 
 use clap::Parser;
@@ -20,8 +25,6 @@ use std::process::ExitCode;
 
 /// Exit status for usage errors (nothing was started).
 const USAGE: u8 = 2;
-/// Exit status when reinit itself cannot start.
-const CANNOT_START: u8 = 125;
 
 fn init_logging(filter: &str) {
     env_logger::Builder::new()
@@ -63,7 +66,7 @@ fn run() -> u8 {
         Ok(code) => code,
         Err(e) => {
             log::error!("{e}");
-            CANNOT_START
+            e.exit_code()
         }
     }
 }

@@ -61,16 +61,27 @@ pub fn stat_ppid(stat: &str) -> Option<i32> {
     fields.next()?.parse().ok()
 }
 
-/// Pids of the live (or zombie) children of `parent`, from `/proc`. Empty if `/proc` is absent.
-pub fn children_of(parent: i32) -> Vec<i32> {
+/// Pids of every live (or zombie) descendant of `ancestor`, from one pass over `/proc`.
+pub fn descendants_of(ancestor: i32) -> Vec<i32> {
     let Ok(dir) = std::fs::read_dir("/proc") else { return Vec::new() };
-    dir.filter_map(|e| e.ok())
+    let parents: Vec<(i32, i32)> = dir
+        .filter_map(|e| e.ok())
         .filter_map(|e| e.file_name().to_str().and_then(|n| n.parse::<i32>().ok()))
-        .filter(|pid| {
-            std::fs::read_to_string(format!("/proc/{pid}/stat")).ok().and_then(|s| stat_ppid(&s))
-                == Some(parent)
+        .filter_map(|pid| {
+            let ppid =
+                std::fs::read_to_string(format!("/proc/{pid}/stat")).ok().and_then(|s| stat_ppid(&s))?;
+            Some((pid, ppid))
         })
-        .collect()
+        .collect();
+    let mut found = vec![ancestor];
+    let mut i = 0;
+    while i < found.len() {
+        let parent = found[i];
+        found.extend(parents.iter().filter(|(_, pp)| *pp == parent).map(|(p, _)| *p));
+        i += 1;
+    }
+    found.remove(0);
+    found
 }
 
 #[cfg(test)]
@@ -116,9 +127,9 @@ mod tests {
     }
 
     #[test]
-    fn finds_our_children() {
+    fn finds_our_descendants() {
         let mut child = std::process::Command::new("sleep").arg("5").spawn().unwrap();
-        let kids = children_of(std::process::id() as i32);
+        let kids = descendants_of(std::process::id() as i32);
         child.kill().unwrap();
         child.wait().unwrap();
         assert!(kids.contains(&(child.id() as i32)), "{kids:?}");

@@ -195,6 +195,37 @@ pub fn adopt_fd(fd: i32) -> Option<std::os::fd::OwnedFd> {
     Some(unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) })
 }
 
+/// Make `fd` non-blocking.
+pub fn set_nonblocking(fd: std::os::fd::BorrowedFd<'_>) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: integer arguments only, on a descriptor the caller keeps open for the call.
+    let flags = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_GETFL) };
+    check(flags)?;
+    // SAFETY: as above.
+    check(unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_SETFL, flags | libc::O_NONBLOCK) })
+}
+
+/// reinit's real user id.
+pub fn uid() -> u32 {
+    // SAFETY: getuid cannot fail and has no arguments.
+    unsafe { libc::getuid() }
+}
+
+/// reinit's real group id.
+pub fn gid() -> u32 {
+    // SAFETY: getgid cannot fail and has no arguments.
+    unsafe { libc::getgid() }
+}
+
+/// The soft limit on open files (`ulimit -n`), if it is finite.
+#[allow(clippy::unnecessary_cast)] // rlim_t is 32-bit on some targets
+pub fn open_file_limit() -> Option<u64> {
+    let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: `lim` is a valid out pointer for the call.
+    let ret = unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) };
+    (ret == 0 && lim.rlim_cur != libc::RLIM_INFINITY).then_some(lim.rlim_cur as u64)
+}
+
 /// Run `hook` in the forked child just before exec.
 ///
 /// The hook runs between fork and exec of a single-threaded parent: reinit never starts a

@@ -4,12 +4,14 @@
 //! content hashing through the user-visible paths, which alone decides whether anything changed.
 //! Also detects `subPath` mounts, which never update.
 
+use crate::content::{Plan, TargetPlan, pseudo_fs_name};
+use crate::logging::shown;
 use inotify::{EventMask, Inotify, WatchDescriptor, WatchMask};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::ffi::{OsStr, OsString};
 use std::fmt;
 use std::fs;
-use std::io::{self, Read};
+use std::io;
 use std::os::fd::{AsFd, BorrowedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Component, Path, PathBuf};
@@ -21,6 +23,14 @@ pub enum WatchError {
     /// `inotify_add_watch` failed on a directory.
     Add(PathBuf, io::Error),
     Read(io::Error),
+    /// A watched path on a kernel pseudo-filesystem (its files never settle, some never end).
+    Pseudo(PathBuf, &'static str),
+}
+
+/// The pseudo-filesystem `path` is on, if any (see `content::pseudo_fs_name`).
+pub fn pseudo_fs_at(path: &Path) -> Option<&'static str> {
+    let fs_type = nix::sys::statfs::statfs(path).ok()?.filesystem_type().0 as i64;
+    pseudo_fs_name(fs_type)
 }
 
 fn limit_hint(e: &io::Error) -> &'static str {
@@ -39,8 +49,14 @@ impl fmt::Display for WatchError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             WatchError::Init(e) => write!(f, "cannot create an inotify instance: {e}{}", limit_hint(e)),
-            WatchError::Add(p, e) => write!(f, "cannot watch {}: {e}{}", p.display(), limit_hint(e)),
+            WatchError::Add(p, e) => write!(f, "cannot watch {}: {e}{}", shown(p), limit_hint(e)),
             WatchError::Read(e) => write!(f, "reading inotify events failed: {e}"),
+            WatchError::Pseudo(p, fs) => write!(
+                f,
+                "cannot watch {}: it is on {fs}, a kernel pseudo-filesystem whose files are not \
+                 configuration (their size is 0 and some never end when read); watch real files",
+                shown(p)
+            ),
         }
     }
 }
@@ -105,88 +121,10 @@ pub fn relevant(roles: &[Role], mask: EventMask, name: Option<&OsStr>) -> bool {
     })
 }
 
-/// Content of one watched path: `None` when it does not exist right now, else a hash per file
-/// (keyed by its path as the app sees it). A directory maps every content file under it.
-pub type TargetContent = Option<BTreeMap<PathBuf, u64>>;
-
-/// Content of every watched path.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Snapshot(pub BTreeMap<PathBuf, TargetContent>);
-
-/// One file whose content differs: `None` on a side means absent there.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Changed {
-    pub path: PathBuf,
-    pub old: Option<u64>,
-    pub new: Option<u64>,
-}
-
-impl Snapshot {
-    /// What differs from `base`. A watched path that is absent now is not a change (it may be
-    /// in the middle of being replaced); it counts when it comes back with other content.
-    /// A key added to or removed from a watched directory is a change.
-    pub fn changes_from(&self, base: &Snapshot) -> Vec<Changed> {
-        let mut out = Vec::new();
-        for (target, now) in &self.0 {
-            let Some(now) = now else { continue };
-            let empty = BTreeMap::new();
-            let before = base.0.get(target).and_then(Option::as_ref).unwrap_or(&empty);
-            let paths: BTreeSet<&PathBuf> = now.keys().chain(before.keys()).collect();
-            for path in paths {
-                let (old, new) = (before.get(path).copied(), now.get(path).copied());
-                if old != new {
-                    out.push(Changed { path: path.clone(), old, new });
-                }
-            }
-        }
-        out
-    }
-
-    /// `self` updated with `newer`, keeping the old content of paths absent in `newer`.
-    pub fn merged(&self, newer: &Snapshot) -> Snapshot {
-        let mut out = self.clone();
-        for (target, content) in &newer.0 {
-            if content.is_some() || !out.0.contains_key(target) {
-                out.0.insert(target.clone(), content.clone());
-            }
-        }
-        out
-    }
-}
-
-/// FNV-1a, 64 bit: a stable content fingerprint (also printed, shortened, in log lines).
-pub fn fnv1a(data: &[u8], mut h: u64) -> u64 {
-    for b in data {
-        h ^= u64::from(*b);
-        h = h.wrapping_mul(0x0100_0000_01b3);
-    }
-    h
-}
-pub const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
-
-fn hash_file(path: &Path) -> io::Result<u64> {
-    let mut f = fs::File::open(path)?;
-    let mut buf = [0u8; 16 * 1024];
-    let mut h = FNV_OFFSET;
-    loop {
-        match f.read(&mut buf) {
-            Ok(0) => return Ok(h),
-            Ok(n) => h = fnv1a(&buf[..n], h),
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-}
-
-/// A fingerprint for a file that exists but cannot be read, so a permission change counts.
-fn unreadable(e: &io::Error) -> u64 {
-    fnv1a(format!("unreadable: {e}").as_bytes(), FNV_OFFSET)
-}
-
 /// Reads watched paths and tells which directories must be watched for them.
 #[derive(Debug, Default)]
 struct Scan {
-    content: TargetContent,
+    content: TargetPlan,
     dirs: BTreeMap<PathBuf, BTreeSet<Role>>,
 }
 
@@ -224,7 +162,7 @@ impl Scan {
         let mut scan = Scan::default();
         match fs::metadata(path) {
             Ok(m) if m.is_dir() => {
-                let mut files = BTreeMap::new();
+                let mut files = Vec::new();
                 let mut seen = BTreeSet::new();
                 scan.watch(path.to_path_buf(), Role::Tree);
                 scan.walk(path, &mut files, &mut seen);
@@ -232,12 +170,7 @@ impl Scan {
             }
             Ok(m) => {
                 // Never open a FIFO or a device: opening could block or have effects.
-                let h = if m.is_file() {
-                    hash_file(path).unwrap_or_else(|e| unreadable(&e))
-                } else {
-                    fnv1a(b"not a regular file", FNV_OFFSET)
-                };
-                scan.content = Some([(path.to_path_buf(), h)].into());
+                scan.content = Some(vec![(path.to_path_buf(), m.is_file())]);
                 scan.watch_holder(path);
                 scan.watch_target_dir(path);
             }
@@ -264,10 +197,13 @@ impl Scan {
 
     /// Hash every content file under `dir` (following symlinks, skipping noise), watching each
     /// directory reached and the directories that symlinked files point into.
-    fn walk(&mut self, dir: &Path, files: &mut BTreeMap<PathBuf, u64>, seen: &mut BTreeSet<PathBuf>) {
+    fn walk(&mut self, dir: &Path, files: &mut Vec<(PathBuf, bool)>, seen: &mut BTreeSet<PathBuf>) {
         let Ok(real) = fs::canonicalize(dir) else { return };
         if !seen.insert(real.clone()) {
             return; // a symlink loop
+        }
+        if pseudo_fs_at(&real).is_some() {
+            return; // a pseudo-filesystem mounted inside a watched tree holds no configuration
         }
         if real != dir {
             self.watch(real, Role::Tree);
@@ -283,7 +219,7 @@ impl Scan {
                 self.watch(path.clone(), Role::Tree);
                 self.walk(&path, files, seen);
             } else if meta.is_file() {
-                files.insert(path.clone(), hash_file(&path).unwrap_or_else(|e| unreadable(&e)));
+                files.push((path.clone(), true));
                 if is_link {
                     self.watch_target_dir(&path);
                 }
@@ -315,25 +251,31 @@ impl Watcher {
         Ok(Watcher { inotify, targets, watched: HashMap::new(), buf: vec![0u8; 64 * 1024] })
     }
 
-    pub fn targets(&self) -> &[PathBuf] {
-        &self.targets
+    /// Refuse watched paths on pseudo-filesystems (checked once, at start).
+    pub fn refuse_pseudo(&self) -> Result<(), WatchError> {
+        for target in &self.targets {
+            if let Some(fs) = pseudo_fs_at(target) {
+                return Err(WatchError::Pseudo(target.clone(), fs));
+            }
+        }
+        Ok(())
     }
 
-    /// Read every watched path now, and bring the set of watched directories up to date
-    /// (re-arming after deletes, renames and paths that appeared). Errors adding a watch are
-    /// returned after the rest is done; the snapshot is complete regardless.
-    pub fn scan(&mut self) -> (Snapshot, Vec<WatchError>) {
-        let mut snapshot = Snapshot::default();
+    /// List the files of every watched path now, and bring the set of watched directories up
+    /// to date (re-arming after deletes, renames and paths that appeared). Errors adding a watch
+    /// are returned after the rest is done; the plan is complete regardless.
+    pub fn plan(&mut self) -> (Plan, Vec<WatchError>) {
+        let mut plan = Plan::default();
         let mut dirs: BTreeMap<PathBuf, BTreeSet<Role>> = BTreeMap::new();
         for target in &self.targets {
             let scan = Scan::scan_target(target);
-            snapshot.0.insert(target.clone(), scan.content);
+            plan.0.push((target.clone(), scan.content));
             for (dir, roles) in scan.dirs {
                 dirs.entry(dir).or_default().extend(roles);
             }
         }
         let errors = self.sync_watches(dirs);
-        (snapshot, errors)
+        (plan, errors)
     }
 
     fn sync_watches(&mut self, dirs: BTreeMap<PathBuf, BTreeSet<Role>>) -> Vec<WatchError> {
@@ -503,51 +445,6 @@ mod tests {
         }
     }
 
-    type Files<'a> = Option<&'a [(&'a str, u64)]>;
-
-    fn snap(entries: &[(&str, Files<'_>)]) -> Snapshot {
-        Snapshot(
-            entries
-                .iter()
-                .map(|(t, files)| {
-                    (
-                        PathBuf::from(t),
-                        files.map(|fs| fs.iter().map(|(p, h)| (PathBuf::from(p), *h)).collect()),
-                    )
-                })
-                .collect(),
-        )
-    }
-
-    #[test]
-    fn change_rules() {
-        let base = snap(&[("/d", Some(&[("/d/a", 1), ("/d/b", 2)])), ("/f", Some(&[("/f", 9)]))]);
-        assert!(base.changes_from(&base).is_empty());
-        // content of one key
-        let now = snap(&[("/d", Some(&[("/d/a", 1), ("/d/b", 3)])), ("/f", Some(&[("/f", 9)]))]);
-        assert_eq!(now.changes_from(&base), [Changed { path: "/d/b".into(), old: Some(2), new: Some(3) }]);
-        // a key removed, a key added
-        let now = snap(&[("/d", Some(&[("/d/a", 1), ("/d/c", 2)])), ("/f", Some(&[("/f", 9)]))]);
-        assert_eq!(now.changes_from(&base).len(), 2);
-        // a watched path gone for now is no change; back with the same content neither
-        let gone = snap(&[("/d", None), ("/f", None)]);
-        assert!(gone.changes_from(&base).is_empty());
-        let merged = base.merged(&gone);
-        assert_eq!(merged, base);
-        // missing at start, then appearing
-        let start = snap(&[("/f", None)]);
-        let now = snap(&[("/f", Some(&[("/f", 1)]))]);
-        assert_eq!(now.changes_from(&start), [Changed { path: "/f".into(), old: None, new: Some(1) }]);
-        assert_eq!(start.merged(&now), now);
-    }
-
-    #[test]
-    fn fnv_is_stable() {
-        assert_eq!(fnv1a(b"", FNV_OFFSET), FNV_OFFSET);
-        assert_eq!(fnv1a(b"a", FNV_OFFSET), 0xaf63_dc4c_8601_ec8c);
-        assert_eq!(fnv1a(b"ab", FNV_OFFSET), fnv1a(b"b", fnv1a(b"a", FNV_OFFSET)));
-    }
-
     const MOUNTINFO: &str = "\
 22 1 8:1 / / rw,relatime shared:1 - ext4 /dev/sda1 rw
 1310 1290 8:1 /var/lib/kubelet/pods/0f/volumes/kubernetes.io~configmap/cfg/..2026_11_25_10_00_00.123456789/app.yaml /etc/app/app.yaml ro,relatime - ext4 /dev/sda1 rw
@@ -567,6 +464,15 @@ mod tests {
     }
 
     #[test]
+    fn pseudo_filesystems_are_refused() {
+        let w = Watcher::new(vec![PathBuf::from("/proc/self")]).unwrap();
+        let err = w.refuse_pseudo().unwrap_err().to_string();
+        assert!(err.contains("/proc/self") && err.contains("procfs"), "{err}");
+        let w = Watcher::new(vec![std::env::temp_dir(), PathBuf::from("/no/such/path")]).unwrap();
+        assert!(w.refuse_pseudo().is_ok());
+    }
+
+    #[test]
     fn scans_a_kubelet_style_dir() {
         let dir = std::env::temp_dir().join(format!("reinit-watch-unit-{}", std::process::id()));
         let _ = fs::remove_dir_all(&dir);
@@ -579,11 +485,11 @@ mod tests {
         std::os::unix::fs::symlink("..data/conf.d", dir.join("conf.d")).unwrap();
         std::os::unix::fs::symlink("..data/gone", dir.join("dangling")).unwrap();
         let mut w = Watcher::new(vec![dir.clone(), dir.join("app.yaml")]).unwrap();
-        let (snap, errors) = w.scan();
+        let (plan, errors) = w.plan();
         assert!(errors.is_empty());
-        let files: Vec<_> = snap.0[&dir].as_ref().unwrap().keys().cloned().collect();
+        let files: Vec<_> = plan.0[0].1.as_ref().unwrap().iter().map(|(p, _)| p.clone()).collect();
         assert_eq!(files, [dir.join("app.yaml"), dir.join("conf.d/x.conf")]);
-        assert_eq!(snap.0[&dir.join("app.yaml")].as_ref().unwrap().len(), 1);
+        assert_eq!(plan.0[1].1.as_ref().unwrap().len(), 1);
         let watched: BTreeSet<_> = w.watched.values().map(|(p, _)| p.clone()).collect();
         assert!(watched.contains(&dir) && watched.contains(&ts.join("conf.d")) && watched.contains(&ts));
         fs::remove_dir_all(&dir).unwrap();
@@ -597,7 +503,10 @@ mod tests {
         let fifo = dir.join("pipe");
         nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
         let mut w = Watcher::new(vec![fifo.clone()]).unwrap();
-        let (snap, _) = w.scan(); // would block forever if the FIFO were opened
+        let (plan, _) = w.plan();
+        assert_eq!(plan.0[0].1, Some(vec![(fifo.clone(), false)]), "listed, not a regular file");
+        let mut hashing = crate::content::Hashing::new(plan);
+        let snap = hashing.step(crate::content::SLICE).unwrap(); // would block if the FIFO were opened
         assert!(snap.0[&fifo].is_some());
         fs::remove_dir_all(&dir).unwrap();
     }

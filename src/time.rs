@@ -1,0 +1,51 @@
+//! Instants that cannot overflow: every deadline is computed here.
+
+use std::time::{Duration, Instant};
+
+/// `now + d`, or the latest representable instant near it: never panics, whatever `d` is.
+pub fn after(now: Instant, d: Duration) -> Instant {
+    const YEAR: Duration = Duration::from_secs(365 * 24 * 3600);
+    now.checked_add(d).or_else(|| now.checked_add(YEAR)).unwrap_or(now)
+}
+
+/// A duration for log lines, always in the same units: `250 ms`, `12.5 s`, `3 min`.
+pub struct Human(pub Duration);
+
+impl std::fmt::Display for Human {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let d = self.0;
+        if d < Duration::from_secs(1) {
+            write!(f, "{} ms", d.as_millis())
+        } else if d < Duration::from_secs(120) {
+            let tenths = d.as_millis() / 100;
+            match tenths % 10 {
+                0 => write!(f, "{} s", tenths / 10),
+                t => write!(f, "{}.{t} s", tenths / 10),
+            }
+        } else {
+            write!(f, "{} min", d.as_secs() / 60)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn never_overflows() {
+        let now = Instant::now();
+        assert_eq!(after(now, Duration::from_secs(1)), now + Duration::from_secs(1));
+        assert!(after(now, Duration::MAX) > now);
+    }
+
+    #[test]
+    fn durations_read_the_same_everywhere() {
+        let h = |ms: u64| Human(Duration::from_millis(ms)).to_string();
+        assert_eq!(h(0), "0 ms");
+        assert_eq!(h(129), "129 ms");
+        assert_eq!(h(10_000), "10 s");
+        assert_eq!(h(12_540), "12.5 s");
+        assert_eq!(h(3_600_000), "60 min");
+    }
+}
