@@ -5,8 +5,9 @@
 use crate::actions::{Action, Policy, Supervisor, Target};
 use crate::child::{self, Spawn};
 use crate::config::{self, Config, Forward, OnChange};
+use crate::procfs::Procfs;
 use crate::reap;
-use crate::siblings::{Procfs, Sibling};
+use crate::siblings::{self, Scan, Sibling};
 use crate::signals::{Received, Signals};
 use crate::sockets::{self, Listener, SocketsError};
 use crate::sys;
@@ -51,7 +52,7 @@ fn start_watching(config: &Config) -> Result<Watching, StartError> {
         }
     }
     if let Some(OnChange::Siblings(_)) = config.on_change {
-        let procfs = Procfs::new("/proc");
+        let procfs = Procfs::system();
         if crate::siblings::alone_in_namespace(procfs.top_ancestor(std::process::id() as i32)) {
             warn!(
                 "reinit's container is PID 1 of its PID namespace, so no sibling container can be seen: \
@@ -455,9 +456,14 @@ impl Loop {
     /// after checking each is still the process found by the scan.
     fn signal_siblings(&self, now: Instant, sig: i32, what: &str) {
         let name = config::signal_name(sig);
-        let procfs = Procfs::new("/proc");
-        let found = match procfs.siblings(self.me, &self.config.siblings) {
-            Ok(found) => found,
+        let procfs = Procfs::system();
+        let found = match siblings::find(&procfs, self.me, &self.config.siblings) {
+            Ok(Scan::Found(found)) => found,
+            Ok(Scan::Alone) => {
+                return info!(
+                    "{what}: reinit's container is PID 1 of its PID namespace: no sibling container to send SIG{name} to"
+                );
+            }
             Err(e) => return error!("{what}: {e}"),
         };
         if found.is_empty() {
@@ -482,7 +488,7 @@ impl Loop {
         let mut sent = Vec::new();
         for s in &found {
             let result = sys::pidfd_open(s.pid).and_then(|fd| {
-                if procfs.is_same(s) {
+                if siblings::is_same(&procfs, s) {
                     sys::pidfd_send_signal(fd.as_fd(), sig).map(|()| true)
                 } else {
                     Ok(false)
@@ -549,7 +555,7 @@ impl Loop {
             return Vec::new();
         }
         let app = self.app.filter(|_| self.supervisor.app_running());
-        reap::children_of(self.me).into_iter().filter(|p| Some(*p) != app).collect()
+        Procfs::system().children_of(self.me).into_iter().filter(|p| Some(*p) != app).collect()
     }
 
     fn send(&self, target: Target, sig: i32) {

@@ -7,6 +7,7 @@ mod child;
 mod cli;
 mod config;
 mod event_loop;
+mod procfs;
 mod reap;
 mod siblings;
 mod signals;
