@@ -2,7 +2,6 @@
 //! links (children, descendants, a container's top process) and reads `/proc/PID/cgroup` and
 //! `/proc/PID/exe`. Rooted at a path, so tests can use a fake tree.
 
-use std::collections::HashMap;
 use std::fs;
 use std::io;
 use std::path::PathBuf;
@@ -45,18 +44,16 @@ pub fn parse_stat(text: &str) -> Option<Stat> {
     Some(Stat { pid, comm: text[open + 1..close].to_string(), ppid, flags, start_time })
 }
 
-/// Every pid below `root` in a child → parent map, `root` itself excluded, sorted.
-pub fn descendants(parents: &HashMap<i32, i32>, root: i32) -> Vec<i32> {
-    let mut children: HashMap<i32, Vec<i32>> = HashMap::new();
-    for (&pid, &ppid) in parents {
-        children.entry(ppid).or_default().push(pid);
-    }
+/// Every pid below `root`, given `(pid, ppid)` of every process (each pid once), `root`
+/// itself excluded, sorted.
+pub fn descendants(mut parents: Vec<(i32, i32)>, root: i32) -> Vec<i32> {
+    parents.sort_unstable_by_key(|&(pid, ppid)| (ppid, pid));
     let mut found = Vec::new();
     let mut queue = vec![root];
     while let Some(parent) = queue.pop() {
-        for &pid in children.get(&parent).map(Vec::as_slice).unwrap_or_default() {
-            // a pid can appear only once in the map, so no cycle can revisit it unless it is
-            // root (a corrupt tree): skip that
+        let first = parents.partition_point(|&(_, ppid)| ppid < parent);
+        for &(pid, _) in parents[first..].iter().take_while(|&&(_, ppid)| ppid == parent) {
+            // each pid has one parent, so only `root` can come round again (a corrupt tree)
             if pid != root {
                 found.push(pid);
                 queue.push(pid);
@@ -104,17 +101,15 @@ impl Procfs {
         Ok(self.pids()?.into_iter().filter_map(|pid| self.stat(pid)).collect())
     }
 
-    /// Child → parent for every process, in one pass.
-    fn parents(&self) -> HashMap<i32, i32> {
+    /// `(pid, ppid)` of every process, in one pass.
+    fn parents(&self) -> Vec<(i32, i32)> {
         self.stats().unwrap_or_default().into_iter().map(|s| (s.pid, s.ppid)).collect()
     }
 
-    /// Pids of the live (or zombie) children of `parent`, sorted. Empty if `/proc` is absent.
+    /// Pids of the live (or zombie) children of `parent`, in no particular order. Empty if
+    /// `/proc` is absent.
     pub fn children_of(&self, parent: i32) -> Vec<i32> {
-        let mut kids: Vec<i32> =
-            self.parents().into_iter().filter(|&(_, ppid)| ppid == parent).map(|(pid, _)| pid).collect();
-        kids.sort_unstable();
-        kids
+        self.parents().into_iter().filter(|&(_, ppid)| ppid == parent).map(|(pid, _)| pid).collect()
     }
 
     /// Every process below `pid` (children, their children, …), sorted, from one pass over
@@ -124,7 +119,7 @@ impl Procfs {
         expect(dead_code, reason = "for stopping descendants that escaped the app's group")
     )]
     pub fn descendants_of(&self, pid: i32) -> Vec<i32> {
-        descendants(&self.parents(), pid)
+        descendants(self.parents(), pid)
     }
 
     /// The top process of the container `pid` is in: walk the PPid chain up to the process
@@ -244,13 +239,11 @@ mod tests {
 
     #[test]
     fn descendants_follow_every_generation() {
-        let parents: HashMap<i32, i32> =
-            [(2, 1), (3, 2), (4, 3), (5, 1), (6, 9), (7, 4), (1, 0)].into_iter().collect();
-        assert_eq!(descendants(&parents, 2), [3, 4, 7]);
-        assert_eq!(descendants(&parents, 1), [2, 3, 4, 5, 7]);
-        assert!(descendants(&parents, 7).is_empty());
-        let cycle: HashMap<i32, i32> = [(2, 3), (3, 2)].into_iter().collect();
-        assert_eq!(descendants(&cycle, 2), [3], "a corrupt tree ends");
+        let parents = vec![(2, 1), (3, 2), (4, 3), (5, 1), (6, 9), (7, 4), (1, 0)];
+        assert_eq!(descendants(parents.clone(), 2), [3, 4, 7]);
+        assert_eq!(descendants(parents.clone(), 1), [2, 3, 4, 5, 7]);
+        assert!(descendants(parents, 7).is_empty());
+        assert_eq!(descendants(vec![(2, 3), (3, 2)], 2), [3], "a corrupt tree ends");
     }
 
     #[test]
@@ -271,7 +264,9 @@ mod tests {
         let mut pids = procfs.pids().unwrap();
         pids.sort_unstable();
         assert_eq!(pids, [1, 10, 11, 12, 13, 14]);
-        assert_eq!(procfs.children_of(1), [10, 13]);
+        let mut kids = procfs.children_of(1);
+        kids.sort_unstable();
+        assert_eq!(kids, [10, 13]);
         assert_eq!(procfs.children_of(10), [11]);
         assert_eq!(procfs.descendants_of(10), [11, 12]);
         assert_eq!(procfs.descendants_of(1), [10, 11, 12, 13]);

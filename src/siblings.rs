@@ -6,7 +6,6 @@
 //! each signal so a reused PID is never hit. `/proc` itself is read by [`crate::procfs`].
 
 use crate::procfs::{Procfs, Stat};
-use std::collections::HashMap;
 use std::fmt;
 use std::io;
 
@@ -63,7 +62,7 @@ pub struct Candidate {
 }
 
 /// Which container a candidate is in: its cgroup, or, when that cannot be read, its own one.
-#[derive(Debug, PartialEq, Eq, Hash)]
+#[derive(Debug, PartialEq, Eq)]
 enum Container {
     Cgroup(String),
     Alone(i32),
@@ -73,7 +72,8 @@ enum Container {
 /// processes (not PID 1, not kernel threads) outside reinit's PPid chain and cgroup, the
 /// oldest of each cgroup (smallest start time, ties by pid).
 pub fn container_tops(own: &Own, candidates: Vec<Candidate>) -> Vec<Stat> {
-    let mut tops: HashMap<Container, Stat> = HashMap::new();
+    // a handful of containers: a list searched linearly is smaller code than a map or a sort
+    let mut tops: Vec<(Container, Stat)> = Vec::new();
     for Candidate { stat, cgroup } in candidates {
         let excluded = stat.ppid != 0
             || stat.pid == 1
@@ -87,17 +87,15 @@ pub fn container_tops(own: &Own, candidates: Vec<Candidate>) -> Vec<Stat> {
             Some(cgroup) => Container::Cgroup(cgroup),
             None => Container::Alone(stat.pid),
         };
-        let key = |s: &Stat| (s.start_time, s.pid);
-        match tops.get(&container) {
-            Some(top) if key(top) <= key(&stat) => {}
-            _ => {
-                tops.insert(container, stat);
-            }
+        match tops.iter_mut().find(|(c, _)| *c == container) {
+            Some((_, top)) if (stat.start_time, stat.pid) < (top.start_time, top.pid) => *top = stat,
+            Some(_) => {}
+            None => tops.push((container, stat)),
         }
     }
-    let mut out: Vec<Stat> = tops.into_values().collect();
-    out.sort_by_key(|s| s.pid);
-    out
+    let mut tops: Vec<Stat> = tops.into_iter().map(|(_, stat)| stat).collect();
+    tops.sort_by_key(|s| s.pid);
+    tops
 }
 
 /// The siblings of the container holding `me`, optionally only those whose comm or exe
