@@ -61,11 +61,12 @@ pub struct Candidate {
     pub cgroup: Option<String>,
 }
 
-/// Which container a candidate is in: its cgroup, or, when that cannot be read, its own one.
+/// Which container a candidate is in: its cgroup, or, when that cannot be read, one of its
+/// own (the process alone).
 #[derive(Debug, PartialEq, Eq)]
 enum Container {
     Cgroup(String),
-    Alone(i32),
+    Process(i32),
 }
 
 /// The top process of every container but reinit's own, sorted by pid: of the PPid-0
@@ -85,7 +86,7 @@ pub fn container_tops(own: &Own, candidates: Vec<Candidate>) -> Vec<Stat> {
         }
         let container = match cgroup {
             Some(cgroup) => Container::Cgroup(cgroup),
-            None => Container::Alone(stat.pid),
+            None => Container::Process(stat.pid),
         };
         match tops.iter_mut().find(|(c, _)| *c == container) {
             Some((_, top)) if (stat.start_time, stat.pid) < (top.start_time, top.pid) => *top = stat,
