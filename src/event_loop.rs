@@ -9,8 +9,9 @@ use crate::child::{self, Spawn};
 use crate::config::{Config, OnChange};
 use crate::content::{self, Hashing};
 use crate::logging::shown;
+use crate::procfs::Procfs;
 use crate::reap;
-use crate::siblings::{Procfs, Sibling};
+use crate::siblings::{self, Scan, Sibling};
 use crate::signals::{Received, Signal, Signals};
 use crate::sockets::{self, Listener, SocketsError};
 use crate::supervisor::{Action, Cause, Dest, Policy, Supervisor};
@@ -171,8 +172,8 @@ fn start_watching(config: &Config, app_mask: u64) -> Result<Watching, StartError
         }
     }
     if let Some(OnChange::Siblings(_)) = config.on_change {
-        let procfs = Procfs::new("/proc");
-        if crate::siblings::alone_in_namespace(procfs.top_ancestor(std::process::id() as i32)) {
+        let procfs = Procfs::system();
+        if siblings::alone_in_namespace(procfs.top_ancestor(std::process::id() as i32)) {
             warn!(
                 "reinit's container is PID 1 of its PID namespace, so no sibling container can be seen: \
                  set shareProcessNamespace: true in the pod spec"
@@ -538,9 +539,14 @@ impl Loop {
     /// after checking each is still the process found by the scan.
     fn signal_siblings(&self, sig: Signal, what: &str, dry_run: bool) {
         let started = Instant::now();
-        let procfs = Procfs::new("/proc");
-        let found = match procfs.siblings(self.me, &self.config.siblings) {
-            Ok(found) => found,
+        let procfs = Procfs::system();
+        let found = match siblings::find(&procfs, self.me, &self.config.siblings) {
+            Ok(Scan::Found(found)) => found,
+            Ok(Scan::Alone) => {
+                return info!(
+                    "{what}: reinit's container is PID 1 of its PID namespace: no sibling container to send SIG{sig} to"
+                );
+            }
             Err(e) => return error!("{what}: {e}"),
         };
         if found.is_empty() {
@@ -590,7 +596,7 @@ impl Loop {
             return Vec::new();
         }
         let app = self.supervisor.app();
-        reap::descendants_of(self.me).into_iter().filter(|p| Some(*p) != app).collect()
+        Procfs::system().descendants_of(self.me).into_iter().filter(|p| Some(*p) != app).collect()
     }
 
     fn send(&self, dest: Dest, sig: Signal) {
@@ -682,7 +688,7 @@ impl Loop {
 /// it was sent.
 fn send_to_sibling(procfs: &Procfs, s: &Sibling, sig: Signal) -> bool {
     let result = sys::pidfd_open(s.pid).and_then(|fd| {
-        if procfs.is_same(s) {
+        if siblings::is_same(procfs, s) {
             sys::pidfd_send_signal(fd.as_fd(), sig.raw()).map(|()| true)
         } else {
             Ok(false)

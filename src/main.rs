@@ -9,6 +9,7 @@ mod config;
 mod content;
 mod event_loop;
 mod logging;
+mod procfs;
 mod reap;
 mod siblings;
 mod signals;

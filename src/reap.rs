@@ -1,5 +1,4 @@
-//! Reaping: the `waitpid(-1, WNOHANG)` loop run after every wake-up, and the list of our live
-//! children (orphans adopted as PID 1 or subreaper) read from `/proc`.
+//! Reaping: the `waitpid(-1, WNOHANG)` loop run after every wake-up.
 
 use std::fmt;
 use std::io;
@@ -52,38 +51,6 @@ pub fn reap_all(
     }
 }
 
-/// The parent pid in the text of `/proc/PID/stat`; the comm field may hold spaces and
-/// parentheses, so split at the last `)`.
-pub fn stat_ppid(stat: &str) -> Option<i32> {
-    let rest = &stat[stat.rfind(')')? + 1..];
-    let mut fields = rest.split_whitespace();
-    let _state = fields.next()?;
-    fields.next()?.parse().ok()
-}
-
-/// Pids of every live (or zombie) descendant of `ancestor`, from one pass over `/proc`.
-pub fn descendants_of(ancestor: i32) -> Vec<i32> {
-    let Ok(dir) = std::fs::read_dir("/proc") else { return Vec::new() };
-    let parents: Vec<(i32, i32)> = dir
-        .filter_map(|e| e.ok())
-        .filter_map(|e| e.file_name().to_str().and_then(|n| n.parse::<i32>().ok()))
-        .filter_map(|pid| {
-            let ppid =
-                std::fs::read_to_string(format!("/proc/{pid}/stat")).ok().and_then(|s| stat_ppid(&s))?;
-            Some((pid, ppid))
-        })
-        .collect();
-    let mut found = vec![ancestor];
-    let mut i = 0;
-    while i < found.len() {
-        let parent = found[i];
-        found.extend(parents.iter().filter(|(_, pp)| *pp == parent).map(|(p, _)| *p));
-        i += 1;
-    }
-    found.remove(0);
-    found
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -114,24 +81,5 @@ mod tests {
         let r = reap_all(|| script.next().unwrap(), &mut reaped);
         assert_eq!(reaped.len(), 2);
         assert!(r.error.is_some());
-    }
-
-    #[test]
-    fn parses_ppid_with_nasty_comm() {
-        assert_eq!(stat_ppid("42 (sleep) S 7 42 42 0"), Some(7));
-        assert_eq!(stat_ppid("42 (a) (b) S 9 1 1"), Some(9));
-        assert_eq!(stat_ppid("42 (a) S) R 11 1 1"), Some(11));
-        assert_eq!(stat_ppid("42 ( ) Z 0 0 0"), Some(0));
-        assert_eq!(stat_ppid("garbage"), None);
-        assert_eq!(stat_ppid("1 (x)"), None);
-    }
-
-    #[test]
-    fn finds_our_descendants() {
-        let mut child = std::process::Command::new("sleep").arg("5").spawn().unwrap();
-        let kids = descendants_of(std::process::id() as i32);
-        child.kill().unwrap();
-        child.wait().unwrap();
-        assert!(kids.contains(&(child.id() as i32)), "{kids:?}");
     }
 }

@@ -1,12 +1,13 @@
-//! Sibling containers of a pod with a shared PID namespace: the `/proc` scan that finds their
-//! top processes (PPid 0, not PID 1, not our own container, no kernel threads), the optional
-//! filter by name, and the identity (start time) that is re-checked before each signal so a
-//! reused PID is never hit.
+//! Sibling containers of a pod with a shared PID namespace: which processes `siblings:SIG`
+//! signals. Of the processes with PPid 0 (not PID 1, not kernel threads), each *other*
+//! container's own top process — the oldest of its cgroup — and nothing else: a process exec'd
+//! into a container later (`kubectl exec`) also has PPid 0, and a SIGHUP kills an interactive
+//! shell. Then the optional filter by name, and the identity (start time) re-checked before
+//! each signal so a reused PID is never hit. `/proc` itself is read by [`crate::procfs`].
 
+use crate::procfs::{Procfs, Stat};
 use std::fmt;
-use std::fs;
 use std::io;
-use std::path::PathBuf;
 
 #[derive(Debug)]
 pub enum SiblingsError {
@@ -22,42 +23,6 @@ impl fmt::Display for SiblingsError {
     }
 }
 
-/// The fields of `/proc/PID/stat` we use.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Stat {
-    pub pid: i32,
-    pub comm: String,
-    pub ppid: i32,
-    /// `flags` (field 9): PF_KTHREAD marks kernel threads.
-    pub flags: u64,
-    /// `starttime` (field 22), in clock ticks since boot: with the pid, the process's identity.
-    pub start_time: u64,
-}
-
-const PF_KTHREAD: u64 = 0x0020_0000;
-
-/// Parse `/proc/PID/stat`. The comm field may contain spaces and parentheses (`a) (b`), so it
-/// runs from the first `(` to the **last** `)`.
-pub fn parse_stat(text: &str) -> Option<Stat> {
-    let open = text.find('(')?;
-    let close = text.rfind(')')?;
-    if close < open {
-        return None;
-    }
-    let pid = text[..open].trim().parse().ok()?;
-    let comm = text[open + 1..close].to_string();
-    // fields after comm, numbered from 3 (state)
-    let rest: Vec<&str> = text[close + 1..].split_whitespace().collect();
-    let field = |n: usize| rest.get(n - 3).copied();
-    Some(Stat {
-        pid,
-        comm,
-        ppid: field(4)?.parse().ok()?,
-        flags: field(9)?.parse().ok()?,
-        start_time: field(22)?.parse().ok()?,
-    })
-}
-
 /// A sibling container's top process.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Sibling {
@@ -67,74 +32,14 @@ pub struct Sibling {
     pub name: String,
 }
 
-/// Reads a `/proc` tree (the real one, or a fake one in tests).
-pub struct Procfs {
-    root: PathBuf,
-}
-
-impl Procfs {
-    pub fn new(root: impl Into<PathBuf>) -> Procfs {
-        Procfs { root: root.into() }
-    }
-
-    pub fn stat(&self, pid: i32) -> Option<Stat> {
-        parse_stat(&fs::read_to_string(self.root.join(pid.to_string()).join("stat")).ok()?)
-    }
-
-    fn exe_name(&self, pid: i32) -> Option<String> {
-        let target = fs::read_link(self.root.join(pid.to_string()).join("exe")).ok()?;
-        let name = target.file_name()?.to_string_lossy().into_owned();
-        // a replaced binary reads "name (deleted)"
-        Some(name.strip_suffix(" (deleted)").map(String::from).unwrap_or(name))
-    }
-
-    /// The top process of the container `pid` is in: walk the PPid chain up to the process
-    /// whose parent is outside the namespace (PPid 0).
-    pub fn top_ancestor(&self, pid: i32) -> Option<i32> {
-        let mut cur = pid;
-        for _ in 0..4096 {
-            let stat = self.stat(cur)?;
-            if stat.ppid == 0 {
-                return Some(cur);
-            }
-            cur = stat.ppid;
-        }
-        None
-    }
-
-    fn pids(&self) -> Result<Vec<i32>, SiblingsError> {
-        let dir = fs::read_dir(&self.root).map_err(SiblingsError::Proc)?;
-        Ok(dir
-            .filter_map(|e| e.ok())
-            .filter_map(|e| e.file_name().to_str().and_then(|n| n.parse::<i32>().ok()))
-            .collect())
-    }
-
-    /// Siblings of the container holding `me`, optionally only those whose comm or exe basename
-    /// is one of `names`. Sorted by pid.
-    pub fn siblings(&self, me: i32, names: &[String]) -> Result<Vec<Sibling>, SiblingsError> {
-        let own = self.top_ancestor(me);
-        let mut out: Vec<Sibling> = self
-            .pids()?
-            .into_iter()
-            .filter_map(|pid| self.stat(pid))
-            .filter(|s| s.ppid == 0 && s.pid != 1 && Some(s.pid) != own && s.flags & PF_KTHREAD == 0)
-            .filter(|s| {
-                names.is_empty()
-                    || names.contains(&s.comm)
-                    || self.exe_name(s.pid).is_some_and(|exe| names.contains(&exe))
-            })
-            .map(|s| Sibling { pid: s.pid, start_time: s.start_time, name: s.comm })
-            .collect();
-        out.sort_by_key(|s| s.pid);
-        Ok(out)
-    }
-
-    /// Whether `pid` is still the process we found (same start time), so a signal through a
-    /// pidfd opened on it reaches the right process.
-    pub fn is_same(&self, sibling: &Sibling) -> bool {
-        self.stat(sibling.pid).is_some_and(|s| s.start_time == sibling.start_time)
-    }
+/// What a scan for siblings found.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Scan {
+    /// reinit's container is PID 1 of its PID namespace: nothing else there is a container,
+    /// whatever has PPid 0 (a process entered from outside, like `kubectl exec`).
+    Alone,
+    /// The other containers' top processes that pass the name filter, sorted by pid.
+    Found(Vec<Sibling>),
 }
 
 /// Whether reinit's own container is PID 1 of its namespace: then no sibling can be seen.
@@ -142,102 +47,228 @@ pub fn alone_in_namespace(top: Option<i32>) -> bool {
     top == Some(1)
 }
 
+/// reinit's own container: its top process (the end of reinit's PPid chain) and its cgroup.
+#[derive(Debug, Default)]
+pub struct Own {
+    pub top: Option<i32>,
+    pub cgroup: Option<String>,
+}
+
+/// A process with its `/proc/PID/cgroup` (`None`: unreadable).
+#[derive(Debug, Clone)]
+pub struct Candidate {
+    pub stat: Stat,
+    pub cgroup: Option<String>,
+}
+
+/// Which container a candidate is in: its cgroup, or, when that cannot be read, one of its
+/// own (the process alone).
+#[derive(Debug, PartialEq, Eq)]
+enum Container {
+    Cgroup(String),
+    Process(i32),
+}
+
+/// The top process of every container but reinit's own, sorted by pid: of the PPid-0
+/// processes (not PID 1, not kernel threads) outside reinit's PPid chain and cgroup, the
+/// oldest of each cgroup (smallest start time, ties by pid).
+pub fn container_tops(own: &Own, candidates: Vec<Candidate>) -> Vec<Stat> {
+    // a handful of containers: a list searched linearly is smaller code than a map or a sort
+    let mut tops: Vec<(Container, Stat)> = Vec::new();
+    for Candidate { stat, cgroup } in candidates {
+        let excluded = stat.ppid != 0
+            || stat.pid == 1
+            || stat.is_kernel_thread()
+            || Some(stat.pid) == own.top
+            || (cgroup.is_some() && cgroup == own.cgroup);
+        if excluded {
+            continue;
+        }
+        let container = match cgroup {
+            Some(cgroup) => Container::Cgroup(cgroup),
+            None => Container::Process(stat.pid),
+        };
+        match tops.iter_mut().find(|(c, _)| *c == container) {
+            Some((_, top)) if (stat.start_time, stat.pid) < (top.start_time, top.pid) => *top = stat,
+            Some(_) => {}
+            None => tops.push((container, stat)),
+        }
+    }
+    let mut tops: Vec<Stat> = tops.into_iter().map(|(_, stat)| stat).collect();
+    tops.sort_by_key(|s| s.pid);
+    tops
+}
+
+/// The siblings of the container holding `me`, optionally only those whose comm or exe
+/// basename is one of `names` (applied to each container's top process, never to another
+/// process of it).
+pub fn find(procfs: &Procfs, me: i32, names: &[String]) -> Result<Scan, SiblingsError> {
+    let top = procfs.top_ancestor(me);
+    if alone_in_namespace(top) {
+        return Ok(Scan::Alone);
+    }
+    let own = Own { top, cgroup: procfs.cgroup(me) };
+    let candidates = procfs
+        .stats()
+        .map_err(SiblingsError::Proc)?
+        .into_iter()
+        .filter(|s| s.ppid == 0)
+        .map(|stat| Candidate { cgroup: procfs.cgroup(stat.pid), stat })
+        .collect();
+    let found = container_tops(&own, candidates)
+        .into_iter()
+        .filter(|s| {
+            names.is_empty()
+                || names.contains(&s.comm)
+                || procfs.exe_name(s.pid).is_some_and(|exe| names.contains(&exe))
+        })
+        .map(|s| Sibling { pid: s.pid, start_time: s.start_time, name: s.comm })
+        .collect();
+    Ok(Scan::Found(found))
+}
+
+/// Whether `sibling.pid` is still the process found (same start time), so a signal through a
+/// pidfd opened on it reaches the right process.
+pub fn is_same(procfs: &Procfs, sibling: &Sibling) -> bool {
+    procfs.stat(sibling.pid).is_some_and(|s| s.start_time == sibling.start_time)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::procfs::PF_KTHREAD;
+    use crate::procfs::fake::{Entry, FakeProc, entry, stat_line};
 
-    fn stat_line(pid: i32, comm: &str, ppid: i32, flags: u64, start: u64) -> String {
-        // pid (comm) state ppid pgrp session tty tpgid flags minflt cminflt majflt cmajflt
-        // utime stime cutime cstime priority nice threads itrealvalue starttime ...
-        format!("{pid} ({comm}) S {ppid} {pid} {pid} 0 -1 {flags} 0 0 0 0 0 0 0 0 20 0 1 0 {start} 100 200")
-    }
-
-    #[test]
-    fn parses_stat_with_nasty_comm() {
-        for comm in ["nginx", "a) (b", "x)", ") ", "sp ace", "(("] {
-            let s = parse_stat(&stat_line(42, comm, 7, 0x400100, 12345)).unwrap();
-            assert_eq!(s, Stat { pid: 42, comm: comm.into(), ppid: 7, flags: 0x400100, start_time: 12345 });
-        }
-        assert_eq!(parse_stat("42 (x) S"), None);
-        assert_eq!(parse_stat("garbage"), None);
-    }
-
-    struct FakeProc(PathBuf);
-
-    impl FakeProc {
-        fn new(tag: &str) -> FakeProc {
-            let root = std::env::temp_dir().join(format!("reinit-proc-{tag}-{}", std::process::id()));
-            let _ = fs::remove_dir_all(&root);
-            fs::create_dir_all(&root).unwrap();
-            FakeProc(root)
-        }
-        fn add(&self, pid: i32, comm: &str, ppid: i32, flags: u64, exe: Option<&str>) {
-            let dir = self.0.join(pid.to_string());
-            fs::create_dir_all(&dir).unwrap();
-            fs::write(dir.join("stat"), stat_line(pid, comm, ppid, flags, 1000 + pid as u64)).unwrap();
-            if let Some(exe) = exe {
-                std::os::unix::fs::symlink(exe, dir.join("exe")).unwrap();
-            }
-        }
-    }
-
-    impl Drop for FakeProc {
-        fn drop(&mut self) {
-            let _ = fs::remove_dir_all(&self.0);
-        }
+    /// A process whose `/proc/PID/cgroup` reads `cg`.
+    fn in_cgroup<'a>(e: Entry<'a>, cg: &'a str) -> Entry<'a> {
+        Entry { cgroup: Some(cg), ..e }
     }
 
     fn pod() -> FakeProc {
         let p = FakeProc::new("pod");
-        p.add(1, "pause", 0, 0x400100, Some("/pause"));
-        p.add(7, "nginx", 0, 0x400100, Some("/usr/sbin/nginx"));
-        p.add(8, "nginx", 7, 0x400040, Some("/usr/sbin/nginx")); // a worker: not a top process
-        p.add(12, "sh", 0, 0x400100, Some("/bin/busybox"));
-        p.add(20, "reinit", 0, 0x400100, Some("/reinit")); // our container's top
-        p.add(21, "validator", 20, 0x400100, None);
-        p.add(30, "kthreadish", 0, PF_KTHREAD, None);
-        p.add(40, "srv", 0, 0x400100, Some("/app/prometheus (deleted)"));
+        p.add(Entry { exe: Some("/pause"), ..in_cgroup(entry(1, "pause", 0), "0::/kubepods/pod1/pause\n") });
+        let nginx = "0::/kubepods/pod1/nginx\n";
+        p.add(Entry { exe: Some("/usr/sbin/nginx"), ..in_cgroup(entry(7, "nginx", 0), nginx) });
+        p.add(Entry { exe: Some("/usr/sbin/nginx"), ..in_cgroup(entry(8, "nginx", 7), nginx) }); // a worker
+        p.add(Entry {
+            exe: Some("/bin/busybox"),
+            ..in_cgroup(entry(12, "sh", 0), "0::/kubepods/pod1/shell\n")
+        });
+        let own = "0::/kubepods/pod1/reload\n";
+        p.add(Entry { exe: Some("/reinit"), ..in_cgroup(entry(20, "reinit", 0), own) }); // our top
+        p.add(in_cgroup(entry(21, "validator", 20), own));
+        p.add(Entry { flags: PF_KTHREAD, ..entry(30, "kthreadish", 0) });
+        p.add(Entry {
+            exe: Some("/app/prometheus (deleted)"),
+            ..in_cgroup(entry(40, "srv", 0), "0::/kubepods/pod1/prom\n")
+        });
         p
+    }
+
+    fn pids(scan: Scan) -> Vec<i32> {
+        match scan {
+            Scan::Found(found) => found.iter().map(|s| s.pid).collect(),
+            Scan::Alone => panic!("alone"),
+        }
+    }
+
+    fn find_pids(p: &FakeProc, me: i32, names: &[&str]) -> Vec<i32> {
+        let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
+        pids(find(&Procfs::new(p.path()), me, &names).unwrap())
     }
 
     #[test]
     fn selects_top_processes_of_other_containers() {
         let p = pod();
-        let procfs = Procfs::new(&p.0);
-        assert_eq!(procfs.top_ancestor(21), Some(20));
-        let all: Vec<i32> = procfs.siblings(21, &[]).unwrap().iter().map(|s| s.pid).collect();
-        assert_eq!(all, [7, 12, 40], "not PID 1, not our container, not a worker, not a kernel thread");
-        let named: Vec<i32> = procfs.siblings(20, &["nginx".into()]).unwrap().iter().map(|s| s.pid).collect();
-        assert_eq!(named, [7]);
-        let by_exe: Vec<i32> = procfs
-            .siblings(20, &["busybox".into(), "prometheus".into()])
-            .unwrap()
-            .iter()
-            .map(|s| s.pid)
-            .collect();
-        assert_eq!(by_exe, [12, 40]);
-        assert!(procfs.siblings(20, &["nothing".into()]).unwrap().is_empty());
+        assert_eq!(find_pids(&p, 21, &[]), [7, 12, 40], "not PID 1, ours, a worker or a kernel thread");
+        assert_eq!(find_pids(&p, 20, &["nginx"]), [7]);
+        assert_eq!(find_pids(&p, 20, &["busybox", "prometheus"]), [12, 40], "by exe basename");
+        assert!(find_pids(&p, 20, &["nothing"]).is_empty());
+    }
+
+    #[test]
+    fn processes_execd_into_a_container_are_not_its_top() {
+        let p = pod();
+        // `kubectl exec` into nginx's container: PPid 0, its cgroup, started later
+        p.add(Entry {
+            exe: Some("/bin/bash"),
+            ..in_cgroup(entry(50, "bash", 0), "0::/kubepods/pod1/nginx\n")
+        });
+        // … and into reinit's own container: same cgroup as reinit, not in its PPid chain
+        p.add(in_cgroup(entry(51, "sh", 0), "0::/kubepods/pod1/reload\n"));
+        assert_eq!(find_pids(&p, 21, &[]), [7, 12, 40]);
+        // the filter applies to each container's top, so no other process stands in for it
+        assert!(find_pids(&p, 21, &["bash"]).is_empty(), "an exec'd bash is never a target");
+        // an exec'd process that got a smaller pid (pid wrap) but started later is still not it
+        p.add(Entry { start: 5000, ..in_cgroup(entry(3, "sh", 0), "0::/kubepods/pod1/prom\n") });
+        assert_eq!(find_pids(&p, 21, &[]), [7, 12, 40]);
+    }
+
+    #[test]
+    fn the_oldest_of_a_cgroup_is_its_top_and_ties_go_to_the_smaller_pid() {
+        let cg = |pid, start| Candidate {
+            stat: crate::procfs::parse_stat(&stat_line(pid, "x", 0, 0, start)).unwrap(),
+            cgroup: Some("0::/c\n".into()),
+        };
+        let tops =
+            |c: Vec<Candidate>| container_tops(&Own::default(), c).iter().map(|s| s.pid).collect::<Vec<_>>();
+        assert_eq!(tops(vec![cg(9, 100), cg(5, 200), cg(7, 100)]), [7]);
+        assert_eq!(tops(vec![cg(5, 200), cg(9, 50)]), [9]);
+        let mut unreadable = cg(6, 300);
+        unreadable.cgroup = None;
+        assert_eq!(tops(vec![cg(5, 200), unreadable.clone(), cg(4, 100)]), [4, 6], "unreadable: its own");
+        let own = Own { top: Some(20), cgroup: Some("0::/c\n".into()) };
+        assert_eq!(
+            container_tops(&own, vec![cg(5, 200), unreadable]).iter().map(|s| s.pid).collect::<Vec<_>>(),
+            [6],
+            "reinit's cgroup is never a sibling"
+        );
+    }
+
+    #[test]
+    fn unreadable_cgroups_make_each_process_its_own_container() {
+        let p = FakeProc::new("nocgroup");
+        p.add(entry(1, "pause", 0));
+        p.add(entry(7, "nginx", 0));
+        p.add(entry(12, "sh", 0));
+        p.add(entry(20, "reinit", 0));
+        p.add(entry(21, "validator", 20));
+        assert_eq!(find_pids(&p, 21, &[]), [7, 12]);
+        // reinit's own cgroup unreadable, the others readable: only its PPid chain is its own
+        p.add(in_cgroup(entry(13, "sh", 0), "0::/x\n"));
+        assert_eq!(find_pids(&p, 21, &[]), [7, 12, 13]);
     }
 
     #[test]
     fn identity_catches_a_reused_pid() {
         let p = pod();
-        let procfs = Procfs::new(&p.0);
-        let nginx = procfs.siblings(20, &["nginx".into()]).unwrap().remove(0);
-        assert!(procfs.is_same(&nginx));
-        fs::write(p.0.join("7/stat"), stat_line(7, "stranger", 0, 0, 99999)).unwrap();
-        assert!(!procfs.is_same(&nginx));
-        fs::remove_dir_all(p.0.join("7")).unwrap();
-        assert!(!procfs.is_same(&nginx));
+        let procfs = Procfs::new(p.path());
+        let Scan::Found(mut found) = find(&procfs, 20, &["nginx".into()]).unwrap() else { panic!("alone") };
+        let nginx = found.remove(0);
+        assert!(is_same(&procfs, &nginx));
+        std::fs::write(p.path().join("7/stat"), stat_line(7, "stranger", 0, 0, 99999)).unwrap();
+        assert!(!is_same(&procfs, &nginx));
+        std::fs::remove_dir_all(p.path().join("7")).unwrap();
+        assert!(!is_same(&procfs, &nginx));
     }
 
     #[test]
     fn a_container_that_is_pid_1_has_no_siblings() {
         let p = FakeProc::new("alone");
-        p.add(1, "reinit", 0, 0x400100, None);
-        p.add(5, "app", 1, 0x400100, None);
-        let procfs = Procfs::new(&p.0);
+        p.add(in_cgroup(entry(1, "reinit", 0), "0::/\n"));
+        p.add(in_cgroup(entry(5, "app", 1), "0::/\n"));
+        // entered from outside (nsenter, `kubectl exec`): PPid 0, even in another cgroup
+        p.add(in_cgroup(entry(9, "sh", 0), "0::/other\n"));
+        let procfs = Procfs::new(p.path());
         assert!(alone_in_namespace(procfs.top_ancestor(5)));
-        assert!(procfs.siblings(5, &[]).unwrap().is_empty());
+        assert_eq!(find(&procfs, 5, &[]).unwrap(), Scan::Alone);
+        assert_eq!(find(&procfs, 1, &[]).unwrap(), Scan::Alone);
+    }
+
+    #[test]
+    fn no_proc_is_an_error() {
+        let p = FakeProc::new("gone");
+        let procfs = Procfs::new(p.path().join("absent"));
+        assert!(matches!(find(&procfs, 5, &[]), Err(SiblingsError::Proc(_))));
     }
 }

@@ -6,8 +6,9 @@ use std::fmt;
 use std::io;
 use std::net::{SocketAddr, TcpListener, ToSocketAddrs};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::unix::fs::MetadataExt;
 use std::os::unix::net::UnixListener;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 #[derive(Debug)]
 pub enum SocketsError {
@@ -107,8 +108,39 @@ fn default_name(addr: &Addr, bound_port: u16) -> String {
 pub struct Listener {
     fd: OwnedFd,
     pub name: String,
-    /// The socket file reinit created (removed on exit).
-    created: Option<PathBuf>,
+    /// The socket file reinit created (removed on exit while it is still that file).
+    created: Option<SocketFile>,
+}
+
+/// A socket file reinit created: its path, and the device and inode it had right after the
+/// bind, which tell it apart from whatever is put at that path later.
+#[derive(Debug)]
+struct SocketFile {
+    path: PathBuf,
+    dev: u64,
+    ino: u64,
+}
+
+impl SocketFile {
+    /// The file just bound at `path`; `None` if it cannot be examined (then it is never
+    /// removed: better a leftover than someone else's file gone).
+    fn bound(path: &Path) -> Option<SocketFile> {
+        let meta = std::fs::symlink_metadata(path).ok()?;
+        Some(SocketFile { path: path.to_path_buf(), dev: meta.dev(), ino: meta.ino() })
+    }
+
+    /// Whether `meta` (an `lstat` of the path) is still this file.
+    fn is(&self, meta: &std::fs::Metadata) -> bool {
+        meta.dev() == self.dev && meta.ino() == self.ino
+    }
+
+    /// Unlink the path if it is still this file: removed and replaced while reinit ran (by a
+    /// regular file, another program's socket), the path is someone else's.
+    fn remove(&self) {
+        if std::fs::symlink_metadata(&self.path).is_ok_and(|meta| self.is(&meta)) {
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
 }
 
 impl AsFd for Listener {
@@ -130,7 +162,7 @@ impl Listener {
     /// Open and bind the socket (close-on-exec; the app gets a copy at fd 3, 4, …).
     pub fn bind(spec: &ListenSpec) -> Result<Listener, SocketsError> {
         let mut bound_port = 0;
-        let (fd, created): (OwnedFd, Option<PathBuf>) = match &spec.addr {
+        let (fd, created): (OwnedFd, Option<SocketFile>) = match &spec.addr {
             Addr::Tcp { host, port, v6 } => {
                 let host = match (host.as_str(), v6) {
                     ("", false) => "0.0.0.0",
@@ -159,7 +191,7 @@ impl Listener {
                 } else {
                     remove_stale(path);
                     let l = UnixListener::bind(path).map_err(|e| bind_error(spec, e))?;
-                    (OwnedFd::from(l), Some(path.clone()))
+                    (OwnedFd::from(l), SocketFile::bound(path))
                 }
             }
         };
@@ -179,10 +211,11 @@ impl Listener {
 }
 
 impl Drop for Listener {
-    /// Remove the socket file if reinit created it (at exit, or when start-up fails).
+    /// Remove the socket file if reinit created it and it is still there (at exit, or when
+    /// start-up fails).
     fn drop(&mut self) {
-        if let Some(path) = &self.created {
-            let _ = std::fs::remove_file(path);
+        if let Some(file) = &self.created {
+            file.remove();
         }
     }
 }
@@ -288,6 +321,19 @@ mod tests {
         let l = Listener::bind(&spec).unwrap();
         drop(l);
         assert!(!path.exists(), "removed when dropped, since reinit created it");
+        // replaced while held (by a regular file, another socket): left alone
+        let l = Listener::bind(&spec).unwrap();
+        std::fs::remove_file(&path).unwrap();
+        std::fs::write(&path, "someone else's").unwrap();
+        drop(l);
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "someone else's");
+        std::fs::remove_file(&path).unwrap();
+        let l = Listener::bind(&spec).unwrap();
+        std::fs::remove_file(&path).unwrap();
+        let other = UnixListener::bind(&path).unwrap();
+        drop(l);
+        std::os::unix::net::UnixStream::connect(&path).expect("the other socket is still there");
+        drop(other);
         std::fs::remove_dir_all(&dir).unwrap();
         assert_eq!(fd_names(&[Listener::bind(&parse("a=tcp:127.0.0.1:0").unwrap()).unwrap()]), "a");
     }

@@ -1,7 +1,7 @@
-//! Socket handoff (issue 6, DESIGN.md §2 and §6): `--listen` sockets held by reinit and passed
-//! to every app start at fd 3, 4, … with `LISTEN_FDS`, `LISTEN_PID` (the app's own pid) and
-//! `LISTEN_FDNAMES`; socket activation of reinit itself; no connection refused or dropped while
-//! the app restarts.
+//! Socket handoff: `--listen` sockets held by reinit and passed to every app start at fd 3, 4,
+//! … with `LISTEN_FDS`, `LISTEN_PID` (the app's own pid) and `LISTEN_FDNAMES`; socket activation
+//! of reinit itself; no connection refused or dropped while the app restarts; a unix socket file
+//! removed at exit only while it is still the one reinit created.
 //!
 //! The app is `examples/fake_app.rs` (`--listen-report`, `--fds`) for what a start sees, and
 //! `examples/config_server.rs` (HTTP, `pid=` in every answer) for connections. Restarts are
@@ -406,6 +406,48 @@ fn stale_unix_socket_file_is_replaced_and_removed_at_exit() {
     p.signal(libc::SIGTERM);
     assert_eq!(p.wait_code(DEADLINE), 0, "{}", p.dump());
     assert!(!path.exists(), "reinit re-created {} and left it behind at exit", path.display());
+}
+
+/// What stands at a unix socket's path after reinit's own socket file was taken away.
+enum Replacement {
+    RegularFile,
+    /// Another program's socket, still listening.
+    Socket(UnixListener),
+}
+
+/// The socket file is removed at exit only while it is still the one reinit created: whatever
+/// was put at its path meanwhile (a regular file, another program's socket) is left alone.
+#[test]
+fn a_replaced_unix_socket_file_is_left_alone_at_exit() {
+    let tmp = TempDir::new("listen-replaced");
+    for kind in ["regular", "socket"] {
+        let path = tmp.path().join(format!("{kind}.sock"));
+        let spec = format!("unix:{}", s(&path));
+        let mut p = Proc::spawn(reinit_cmd(fake_app_argv(&["--listen", &spec])));
+        next_start(&mut p).assert_sockets(1, &format!("unix-{kind}.sock"), "unix-listening", &mut p);
+        std::fs::remove_file(&path).unwrap();
+        let replacement = match kind {
+            "regular" => {
+                std::fs::write(&path, "not reinit's").unwrap();
+                Replacement::RegularFile
+            }
+            _ => Replacement::Socket(UnixListener::bind(&path).unwrap()),
+        };
+        p.signal(libc::SIGTERM);
+        assert_eq!(p.wait_code(DEADLINE), 0, "{}", p.dump());
+        match replacement {
+            Replacement::RegularFile => assert_eq!(
+                std::fs::read_to_string(&path).ok().as_deref(),
+                Some("not reinit's"),
+                "reinit removed a regular file that replaced its socket"
+            ),
+            Replacement::Socket(other) => {
+                assert!(path.exists(), "reinit removed another program's socket at its path");
+                UnixStream::connect(&path).expect("the other program's socket still gets connections");
+                drop(other);
+            }
+        }
+    }
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-//! Sidecar mode (issue 5, DESIGN.md §2 and §5) in a simulated pod, no container runtime.
+//! Sidecar mode in a simulated pod, no container runtime.
 //!
 //! The pod: a PID namespace from `unshare --pid --fork --mount-proc` whose PID 1 is fake_app
 //! itself (standing in for the pause process, and reporting any signal it gets). "Containers"
@@ -6,6 +6,12 @@
 //! the namespace, so each container's top process has PPid 0 inside it — exactly what a
 //! runtime produces for a pod with `shareProcessNamespace: true`. reinit runs as one of these
 //! containers, with no COMMAND.
+//!
+//! As a runtime does, each container gets its own cgroup (a directory in the cgroup v2
+//! hierarchy, [`Cgroup`]), entered before nsenter starts so that everything the container runs
+//! is in it; reinit tells containers apart by `/proc/PID/cgroup`. A process "exec'd into" a
+//! container (what `kubectl exec` does) is entered the same way into that container's cgroup:
+//! it too has PPid 0, but started later than the container's top process.
 //!
 //! "Exactly N signals" is proved with a fence: after the updates (and a quiet window of
 //! several debounce periods, a measurement window in which a late duplicate would land), the
@@ -21,7 +27,7 @@ use crate::util::{
     DEADLINE, Proc, TempDir, alive, as_pid1, children_of, fake_app, line_eq, num_field, poll_until, prepare,
     signal_pid,
 };
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::mpsc::{Receiver, Sender, channel};
 use std::thread::JoinHandle;
@@ -71,22 +77,12 @@ impl Pod {
         self.dir.path()
     }
 
-    /// `nsenter … -- argv`: a new container of the pod.
+    /// `nsenter … -- argv` in a new cgroup: a new container of the pod.
     fn container(&self, argv: &[&str]) -> Container {
-        let mut cmd = Command::new("nsenter");
-        cmd.args(["-t", &self.host_pid1.to_string(), "--pid", "--mount", "--"]).args(argv);
-        prepare(&mut cmd);
-        let p = Proc::spawn(cmd);
-        let nsenter = p.pid();
-        let mut host_pid = 0;
-        assert!(
-            poll_until(DEADLINE, || {
-                host_pid = children_of(nsenter).first().copied().unwrap_or(0);
-                host_pid != 0
-            }),
-            "nsenter {nsenter} never forked: {argv:?}"
-        );
-        Container { p, host_pid, ns_pid: 0 }
+        let cgroup = Cgroup::new("container");
+        let mut c = enter(self.host_pid1, Some(cgroup.dir()), argv);
+        c.cgroup = Some(cgroup);
+        c
     }
 
     /// Runs a short-lived command in the pod to its end; panics unless it succeeds.
@@ -102,9 +98,15 @@ impl Pod {
     fn app(&self, bin: &str, args: &[&str]) -> Container {
         let argv: Vec<&str> = std::iter::once(bin).chain(args.iter().copied()).collect();
         let mut c = self.container(&argv);
-        let ready = c.p.wait_line("ready pid=", DEADLINE);
-        assert_eq!(num_field(&ready, "ppid"), 0, "a container's top process has PPid 0: {ready}");
-        c.ns_pid = num_field(&ready, "pid");
+        c.ready();
+        c
+    }
+
+    /// fake_app (or a copy) exec'd into `container` as `kubectl exec` does: into its cgroup,
+    /// with PPid 0, after its top process. Started and ready.
+    fn exec_into(&self, container: &Container, bin: &str) -> Container {
+        let mut c = enter(self.host_pid1, Some(&container.cgroup_dir), &[bin]);
+        c.ready();
         c
     }
 
@@ -140,7 +142,41 @@ impl Pod {
     }
 }
 
-/// One container of the pod.
+/// `argv` entered into the PID (and mount) namespace of `target` (a pid as the test sees it),
+/// in the cgroup `cgroup` when given: nsenter is moved there before it starts, so its child is
+/// in it from its first instruction.
+fn enter(target: i32, cgroup: Option<&Path>, argv: &[&str]) -> Container {
+    let target = target.to_string();
+    let nsenter = ["nsenter", "-t", &target, "--pid", "--mount", "--"];
+    let mut cmd = match cgroup {
+        Some(dir) => {
+            let mut sh = Command::new("sh");
+            sh.args(["-c", r#"echo $$ > "$0/cgroup.procs" && exec "$@""#]).arg(dir).args(nsenter);
+            sh
+        }
+        None => {
+            let mut cmd = Command::new(nsenter[0]);
+            cmd.args(&nsenter[1..]);
+            cmd
+        }
+    };
+    cmd.args(argv);
+    prepare(&mut cmd);
+    let p = Proc::spawn(cmd);
+    let nsenter = p.pid();
+    let mut host_pid = 0;
+    assert!(
+        poll_until(DEADLINE, || {
+            host_pid = children_of(nsenter).first().copied().unwrap_or(0);
+            host_pid != 0
+        }),
+        "nsenter {nsenter} never forked: {argv:?}"
+    );
+    let cgroup_dir = cgroup.map_or_else(own_cgroup_dir, Path::to_path_buf);
+    Container { p, host_pid, ns_pid: 0, cgroup_dir, cgroup: None }
+}
+
+/// One container of the pod (or one process exec'd into a container).
 struct Container {
     /// The nsenter process (outside the namespace); its stdout/stderr are the container's.
     p: Proc,
@@ -148,9 +184,20 @@ struct Container {
     host_pid: i32,
     /// The top process's pid inside the pod (from fake_app's `ready` line; 0 otherwise).
     ns_pid: i32,
+    /// The cgroup it runs in.
+    cgroup_dir: PathBuf,
+    /// The cgroup made for it, removed after `p` (declared after it, so dropped after it).
+    cgroup: Option<Cgroup>,
 }
 
 impl Container {
+    /// Waits for fake_app's `ready` line: PPid 0 inside the pod, and its pid there.
+    fn ready(&mut self) {
+        let ready = self.p.wait_line("ready pid=", DEADLINE);
+        assert_eq!(num_field(&ready, "ppid"), 0, "a process entered into the pod has PPid 0: {ready}");
+        self.ns_pid = num_field(&ready, "pid");
+    }
+
     /// Waits for the next SIGHUP report.
     fn wait_hup(&mut self) {
         self.p.wait_line(line_eq("signal 1"), DEADLINE);
@@ -184,6 +231,61 @@ impl Container {
     fn log_count(&mut self, pat: &str) -> usize {
         self.log().lines().filter(|l| l.contains(pat)).count()
     }
+}
+
+/// A cgroup standing for one container: a new directory in the test's own cgroup of the
+/// cgroup v2 hierarchy. Removed on drop, after moving what is still in it back to the test's
+/// cgroup.
+struct Cgroup {
+    dir: PathBuf,
+    parent: PathBuf,
+}
+
+impl Cgroup {
+    fn new(tag: &str) -> Cgroup {
+        static COUNTER: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let parent = own_cgroup_dir();
+        let dir = parent.join(format!("reinit-test-{}-{n}-{tag}", std::process::id()));
+        std::fs::create_dir(&dir).unwrap_or_else(|e| {
+            panic!("mkdir {}: {e} (the sidecar tests need a writable cgroup v2 hierarchy)", dir.display())
+        });
+        Cgroup { dir, parent }
+    }
+
+    fn dir(&self) -> &Path {
+        &self.dir
+    }
+}
+
+impl Drop for Cgroup {
+    fn drop(&mut self) {
+        poll_until(DEADLINE, || {
+            let procs = std::fs::read_to_string(self.dir.join("cgroup.procs")).unwrap_or_default();
+            for pid in procs.lines() {
+                let _ = std::fs::write(self.parent.join("cgroup.procs"), pid);
+            }
+            std::fs::remove_dir(&self.dir).is_ok() || !self.dir.exists()
+        });
+    }
+}
+
+/// The test's own cgroup in the cgroup v2 hierarchy: where that hierarchy is mounted (from
+/// `/proc/self/mountinfo`, `/sys/fs/cgroup` or `/sys/fs/cgroup/unified` on a hybrid set-up)
+/// joined with the `0::PATH` line of `/proc/self/cgroup`.
+fn own_cgroup_dir() -> PathBuf {
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    let mount = mountinfo
+        .lines()
+        .find_map(|l| {
+            let (mount, fs) = l.split_once(" - ")?;
+            (fs.split_whitespace().next()? == "cgroup2").then(|| mount.split_whitespace().nth(4))?
+        })
+        .expect("a cgroup2 mount: each simulated container gets its own cgroup");
+    let own = std::fs::read_to_string("/proc/self/cgroup").unwrap();
+    let path =
+        own.lines().find_map(|l| l.strip_prefix("0::")).expect("a cgroup v2 line in /proc/self/cgroup");
+    Path::new(mount).join(path.trim_start_matches('/'))
 }
 
 /// Sends SIGUSR1 to a fake_app and waits for its report; returns how many SIGHUPs it reported
@@ -377,7 +479,7 @@ fn a_sibling_that_exited_is_skipped() {
     assert!(!reinit.log().contains("reinit: error:"), "{}", reinit.log());
 }
 
-/// The identity check (DESIGN.md §5): reinit is held by ptrace right at its `pidfd_open` for a
+/// The identity check: reinit is held by ptrace right at its `pidfd_open` for a
 /// sibling found by the scan. (1) The sibling exits in that window: reinit goes on ("is gone").
 /// (2) The sibling exits and its pid is given to a new process (`ns_last_pid` set inside the
 /// namespace): that process — a fake_app with the same name and pid but another start time —
@@ -513,10 +615,12 @@ fn sigterm_and_sigint_end_the_sidecar_with_0() {
     }
 }
 
-/// reinit as PID 1 of its own namespace (a pod without shareProcessNamespace): a warning at
-/// start that no sibling can be seen, with the fix; it keeps running.
+/// reinit as PID 1 of its own namespace (a pod without shareProcessNamespace): one warning at
+/// start that no sibling can be seen, with the fix; it keeps running, and a change signals
+/// nobody — not even a process entered into its namespace from outside (PPid 0 inside, in
+/// another cgroup: what `kubectl exec` into reinit's container looks like).
 #[test]
-fn alone_in_its_own_namespace_warns_at_start() {
+fn alone_in_its_own_namespace_warns_at_start_and_signals_nobody() {
     let dir = TempDir::new("sib-alone");
     let mut kubelet = Kubelet::new(dir.path().join("volume"), Options::default());
     assert!(kubelet.write(&[("app.conf", b"v0\n")]));
@@ -531,11 +635,56 @@ fn alone_in_its_own_namespace_warns_at_start() {
     assert!(ok, "no start warning\n{}", p.dump());
     assert!(warning.contains("shareProcessNamespace: true"), "{warning}");
     wait_idle(&mut p, pid);
+    let cgroup = Cgroup::new("exec");
+    let mut exec = enter(pid, Some(cgroup.dir()), &[&fake_app()]);
+    exec.ready();
+
     assert!(kubelet.write(&[("app.conf", b"v1\n")]));
-    let ok = poll_until(DEADLINE, || p.stderr_so_far().contains("no sibling process"));
-    assert!(ok, "the change is still handled (and finds nobody)\n{}", p.dump());
+    let mut line = String::new();
+    let ok = poll_until(DEADLINE, || {
+        line = p.stderr_so_far().lines().filter(|l| l.contains("app.conf")).collect();
+        !line.is_empty()
+    });
+    assert!(ok, "the change is still handled\n{}", p.dump());
+    assert!(line.contains("no sibling container to send SIGHUP to"), "{line}");
+    std::thread::sleep(QUIET); // measurement window for a late signal, not synchronisation
+    assert_eq!(exec.hups(), 0, "a process entered into reinit's namespace got the signal\n{}", p.dump());
+    assert_eq!(p.stderr_so_far().matches("warning").count(), 1, "one warning, at start\n{}", p.dump());
     p.signal(libc::SIGTERM);
     assert_eq!(p.wait_code(Duration::from_secs(5)), 0);
+}
+
+/// Processes exec'd into a container later (as `kubectl exec` does: PPid 0, the container's
+/// cgroup, started after its top process) are never signalled: of each other container only
+/// its top process is, and `--sibling NAME` is applied to that top process. A process exec'd
+/// into reinit's own container is not signalled either.
+#[test]
+fn processes_execd_into_a_container_are_never_signalled() {
+    let mut pod = Pod::new("sib-exec");
+    let volume = pod.volume();
+    let other_bin = pod.renamed_app("other_app");
+    let mut app = pod.app(&fake_app(), &[]);
+    let mut into_app = pod.exec_into(&app, &fake_app());
+    let mut other = pod.app(&other_bin, &[]);
+    let mut into_other = pod.exec_into(&other, &fake_app()); // named fake_app, but not a top
+    let mut reinit = pod.reinit(&sidecar_args(&volume, &["--sibling", "fake_app"]));
+    let mut into_reinit = pod.exec_into(&reinit, &fake_app());
+
+    let sent = format!("sent SIGHUP to fake_app (pid {})", app.ns_pid);
+    for n in 1..=2 {
+        pod.update();
+        app.wait_hup();
+        let line = reinit.wait_log(&sent, n);
+        assert_eq!(line.matches("(pid ").count(), 1, "one process signalled: {line}");
+    }
+    std::thread::sleep(QUIET); // measurement window for a late signal, not synchronisation
+    assert_eq!(app.hups(), 2, "the container's top process gets one SIGHUP per update");
+    assert_eq!(into_app.hups(), 0, "a process exec'd into the app's container got the signal");
+    assert_eq!(other.hups(), 0, "a top process with another name got the signal");
+    assert_eq!(into_other.hups(), 0, "a process exec'd into another container got the signal");
+    assert_eq!(into_reinit.hups(), 0, "a process exec'd into reinit's own container got the signal");
+    assert_eq!(pod.init_hups(), 0);
+    assert_eq!(reinit.log_count("sent SIGHUP"), 2, "{}", reinit.log());
 }
 
 // ---------------------------------------------------------------------------------------------
