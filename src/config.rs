@@ -250,20 +250,22 @@ fn parse_on_change(g: &Given<String>) -> Result<OnChange> {
         Some((k, a)) => (k.to_ascii_lowercase(), Some(a)),
         None => (v.to_ascii_lowercase(), None),
     };
-    let signal = |usage, expected| match Signal::parse(arg.unwrap_or_default()) {
+    let signal = |sig: &str, usage, expected: &str| match Signal::parse(sig) {
         Some(sig) => check_signal_use(sig, usage).map_or_else(|why| refused(g, why), |()| Ok(sig)),
         None => invalid(g, expected),
     };
     match (kind.as_str(), arg) {
         ("restart", None) => Ok(OnChange::Restart),
-        ("signal", Some(_)) => {
-            signal(SignalUse::Reload, "signal:SIG with SIG a signal name or number, e.g. signal:HUP")
+        ("signal", Some(sig)) => {
+            signal(sig, SignalUse::Reload, "signal:SIG with SIG a signal name or number, e.g. signal:HUP")
                 .map(OnChange::Signal)
         }
-        ("siblings", Some(_)) => {
-            signal(SignalUse::Siblings, "siblings:SIG with SIG a signal name or number, e.g. siblings:HUP")
-                .map(OnChange::Siblings)
-        }
+        ("siblings", Some(sig)) => signal(
+            sig,
+            SignalUse::Siblings,
+            "siblings:SIG with SIG a signal name or number, e.g. siblings:HUP",
+        )
+        .map(OnChange::Siblings),
         ("exit", None) => Ok(OnChange::Exit(0)),
         ("exit", Some(code)) => match code.trim().parse::<u8>() {
             Ok(c) => Ok(OnChange::Exit(c)),
