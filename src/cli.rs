@@ -1,6 +1,11 @@
 //! The command line exactly as typed: clap derive `Args` (doc comments are the help text) and
 //! the `REINIT_<NAME>` environment fallbacks. Values stay strings here, tagged with where they
 //! came from, so `config.rs` can name the flag or the variable in its error messages.
+//!
+//! Options whose value may be a mistyped negative number (durations, signals, exit codes) take
+//! whatever follows them, `-1s` included, so `config.rs` can say what is wrong with it; the
+//! others take negative numbers but no other `-…` word, so a value forgotten before the next
+//! option is still reported as missing.
 
 use clap::{ArgAction, Parser};
 use std::ffi::OsString;
@@ -11,13 +16,15 @@ Exit status:
   128+N              the app was killed by signal N (137 after the stop-timeout SIGKILL)
   126                COMMAND found but not executable (permission, format, a directory)
   127                COMMAND not found, or its #! interpreter is missing
-  2                  usage error: a malformed flag or REINIT_* value; nothing was started
+  2                  usage error: a malformed flag or REINIT_* value, or a missing COMMAND;
+                     nothing was started
   125                reinit itself could not start (inotify, socket bind, ...)
   CODE               --on-change exit:CODE fired
 
 Every option also reads REINIT_<NAME> (--stop-timeout: REINIT_STOP_TIMEOUT); a flag beats
-the variable; repeatable options take a comma-separated list. Booleans: 1/0/true/false/yes/no.
-Durations: 250ms, 10s, 2m or a bare number of seconds. Signals: TERM, SIGTERM, 15, RTMIN+3.
+the variable; an empty variable counts as unset; repeatable options take a comma-separated
+list. Booleans: 1/0/true/false/yes/no. Durations: 250ms, 10s, 2m, 1h, 1.5s or a bare number
+of seconds, at most a year. Signals: TERM, SIGTERM, 15, RTMIN+3.
 Logs go to stderr only; REINIT_LOG takes an env_logger filter (e.g. REINIT_LOG=debug).";
 
 /// reinit: a tiny init for containers. Runs COMMAND as the app, forwards signals, reaps
@@ -32,68 +39,68 @@ Logs go to stderr only; REINIT_LOG takes an env_logger filter (e.g. REINIT_LOG=d
 )]
 pub struct Args {
     /// File or directory to watch (repeatable). Missing at start: warn and wait for it.
-    #[arg(short = 'w', long = "watch", value_name = "PATH")]
+    #[arg(short = 'w', long = "watch", allow_negative_numbers = true, value_name = "PATH")]
     pub watch: Vec<OsString>,
 
     /// On a real content change: restart | signal:SIG | exit[:CODE] | siblings:SIG
     /// [default: restart with a COMMAND, else required]
-    #[arg(long = "on-change", value_name = "ACTION")]
+    #[arg(long = "on-change", allow_negative_numbers = true, value_name = "ACTION")]
     pub on_change: Option<String>,
 
     /// Restrict siblings:SIG to processes whose comm or exe basename is NAME (repeatable)
     /// [default: every sibling]
-    #[arg(long = "sibling", value_name = "NAME")]
+    #[arg(long = "sibling", allow_negative_numbers = true, value_name = "NAME")]
     pub sibling: Vec<String>,
 
     /// Quiet period after the last relevant event before content is compared [default: 100ms]
-    #[arg(long = "debounce", value_name = "DURATION")]
+    #[arg(long = "debounce", allow_hyphen_values = true, value_name = "DURATION")]
     pub debounce: Option<String>,
 
     /// Random extra delay, uniform in [0, DURATION], before acting on a change [default: 0]
-    #[arg(long = "jitter", value_name = "DURATION")]
+    #[arg(long = "jitter", allow_hyphen_values = true, value_name = "DURATION")]
     pub jitter: Option<String>,
 
     /// Command run before acting on new content ("CMD ARGS", no shell; {} is the changed
     /// path); non-zero keeps the running app untouched
-    #[arg(long = "validate", value_name = "CMD")]
+    #[arg(long = "validate", allow_negative_numbers = true, value_name = "CMD")]
     pub validate: Option<String>,
 
     /// Signal that asks the app to stop [default: TERM]
-    #[arg(long = "stop-signal", value_name = "SIG")]
+    #[arg(long = "stop-signal", allow_hyphen_values = true, value_name = "SIG")]
     pub stop_signal: Option<String>,
 
     /// Grace after the stop signal before SIGKILL to the app's process group [default: 10s]
-    #[arg(long = "stop-timeout", value_name = "DURATION")]
+    #[arg(long = "stop-timeout", allow_hyphen_values = true, value_name = "DURATION")]
     pub stop_timeout: Option<String>,
 
     /// On SIGTERM, wait this long before stopping the app (endpoint draining) [default: 0]
-    #[arg(long = "pre-stop-delay", value_name = "DURATION")]
+    #[arg(long = "pre-stop-delay", allow_hyphen_values = true, value_name = "DURATION")]
     pub pre_stop_delay: Option<String>,
 
     /// Forward signals to the app's process group or to the app process only [default: group]
-    #[arg(long = "forward", value_name = "group|child")]
+    #[arg(long = "forward", allow_negative_numbers = true, value_name = "group|child")]
     pub forward: Option<String>,
 
     /// Rewrite a forwarded signal, FROM:TO; TO = 0 or none drops it (repeatable)
-    #[arg(long = "map-signal", value_name = "FROM:TO")]
+    #[arg(long = "map-signal", allow_hyphen_values = true, value_name = "FROM:TO")]
     pub map_signal: Vec<String>,
 
     /// When the app exits by itself: never | on-failure | always restart it, with backoff
     /// 1s doubling to 30s, reset after 10s up [default: never]
-    #[arg(long = "restart-on-exit", value_name = "POLICY")]
+    #[arg(long = "restart-on-exit", allow_negative_numbers = true, value_name = "POLICY")]
     pub restart_on_exit: Option<String>,
 
     /// Map the app's exit status CODE to TO (default 0), e.g. -e 143 (repeatable)
-    #[arg(short = 'e', long = "remap-exit", value_name = "CODE[:TO]")]
+    #[arg(short = 'e', long = "remap-exit", allow_hyphen_values = true, value_name = "CODE[:TO]")]
     pub remap_exit: Vec<String>,
 
     /// Hold a listening socket and pass it to every app start (fd 3, 4, … with LISTEN_FDS):
     /// [NAME=]tcp:HOST:PORT, [NAME=]tcp6:[HOST]:PORT or [NAME=]unix:PATH (repeatable)
-    #[arg(long = "listen", value_name = "ADDR")]
+    #[arg(long = "listen", allow_negative_numbers = true, value_name = "ADDR")]
     pub listen: Vec<String>,
 
     /// Signal reinit receives when its parent dies, handled like any received signal
-    #[arg(long = "parent-death-signal", value_name = "SIG")]
+    #[arg(long = "parent-death-signal", allow_hyphen_values = true, value_name = "SIG")]
     pub parent_death_signal: Option<String>,
 
     /// Log the action a change would cause, do not perform it
@@ -164,7 +171,7 @@ impl Args {
                 Some(value) => Some(Given { value, source: flag(name) }),
                 None => {
                     let var = var_name(name);
-                    env(&var).map(|v| Given { value: v.to_string_lossy().into_owned(), source: var })
+                    env_value(env, &var).map(|value| Given { value, source: var })
                 }
             }
         };
@@ -174,23 +181,16 @@ impl Args {
                 return v.into_iter().map(|value| Given { value, source: source.clone() }).collect();
             }
             let var = var_name(name);
-            match env(&var) {
-                Some(v) => split_list(&v.to_string_lossy())
-                    .map(|value| Given { value, source: var.clone() })
-                    .collect(),
-                None => Vec::new(),
-            }
+            let values = env_value(env, &var).unwrap_or_default();
+            split_list(&values).map(|value| Given { value, source: var.clone() }).collect()
         };
         let watch = if !self.watch.is_empty() {
             self.watch.into_iter().map(|value| Given { value, source: flag("watch") }).collect()
         } else {
-            let var = var_name("watch");
-            match env(&var) {
-                Some(v) => split_list(&v.to_string_lossy())
-                    .map(|p| Given { value: OsString::from(p), source: var.clone() })
-                    .collect(),
-                None => Vec::new(),
-            }
+            list("watch", Vec::new())
+                .into_iter()
+                .map(|g| Given { value: OsString::from(g.value), source: g.source })
+                .collect()
         };
         let count = |name: &str, n: u8| -> Option<Given<String>> {
             if n > 0 { Some(Given { value: n.to_string(), source: flag(name) }) } else { single(name, None) }
@@ -222,6 +222,27 @@ impl Args {
             command: self.command,
         }
     }
+}
+
+/// The variable `var`, or `None` when it is unset or blank: `VAR=` (what an empty value in a
+/// container spec or a template gives) means the same as no `VAR`.
+fn env_value(env: &dyn Fn(&str) -> Option<OsString>, var: &str) -> Option<String> {
+    env(var).map(|v| v.to_string_lossy().into_owned()).filter(|v| !v.trim().is_empty())
+}
+
+/// A command-line error clap found, as one line (without the `reinit: error: ` prefix): the
+/// first line of clap's message, which names the option (and the value when there is one),
+/// without its tips and usage lines.
+pub fn clap_error_line(e: &clap::Error) -> String {
+    use clap::error::{ContextKind, ContextValue, ErrorKind};
+    if e.kind() == ErrorKind::UnknownArgument
+        && let Some(ContextValue::String(arg)) = e.get(ContextKind::InvalidArg)
+    {
+        return format!("unknown option '{arg}' (options go before the COMMAND; see --help)");
+    }
+    let rendered = e.render().to_string();
+    let first = rendered.lines().map(str::trim).find(|l| !l.is_empty()).unwrap_or("invalid command line");
+    first.strip_prefix("error: ").unwrap_or(first).to_string()
 }
 
 fn split_list(s: &str) -> impl Iterator<Item = String> + '_ {
@@ -279,5 +300,49 @@ mod tests {
         assert_eq!(parse(&["reinit", "--dry-run"], &[]).dry_run.unwrap().value, "true");
         let raw = parse(&["reinit"], &[("REINIT_DRY_RUN", "maybe")]);
         assert_eq!(raw.dry_run.unwrap(), Given { value: "maybe".into(), source: "REINIT_DRY_RUN".into() });
+    }
+
+    #[test]
+    fn an_empty_variable_is_an_unset_one() {
+        let vars = [
+            ("REINIT_STOP_TIMEOUT", ""),
+            ("REINIT_DRY_RUN", " "),
+            ("REINIT_WATCH", ""),
+            ("REINIT_MAP_SIGNAL", ""),
+            ("REINIT_VERBOSE", ""),
+        ];
+        let raw = parse(&["reinit", "true"], &vars);
+        assert!(raw.stop_timeout.is_none() && raw.dry_run.is_none() && raw.verbose.is_none());
+        assert!(raw.watch.is_empty() && raw.map_signal.is_empty());
+        // a flag's empty value is still a value (and config.rs refuses it)
+        let raw = parse(&["reinit", "--stop-timeout", "", "true"], &[]);
+        assert_eq!(raw.stop_timeout.unwrap().value, "");
+    }
+
+    #[test]
+    fn values_may_start_with_a_hyphen() {
+        let raw = parse(&["reinit", "--stop-timeout", "-1s", "--jitter", "-5", "-e", "-1", "true"], &[]);
+        assert_eq!(raw.stop_timeout.unwrap().value, "-1s");
+        assert_eq!(raw.jitter.unwrap().value, "-5");
+        assert_eq!(raw.remap_exit[0].value, "-1");
+        assert_eq!(raw.command, ["true"]);
+        let raw = parse(&["reinit", "--forward", "-1", "--stop-signal", "-9", "true"], &[]);
+        assert_eq!(raw.forward.unwrap().value, "-1");
+        assert_eq!(raw.stop_signal.unwrap().value, "-9");
+        // a forgotten value before the next option is missing, not that option
+        assert!(Args::try_parse_from(["reinit", "--watch", "-v", "true"]).is_err());
+    }
+
+    #[test]
+    fn clap_errors_are_one_line_naming_the_option() {
+        let line = |argv: &[&str]| clap_error_line(&Args::try_parse_from(argv).unwrap_err());
+        assert_eq!(
+            line(&["reinit", "--bogus", "true"]),
+            "unknown option '--bogus' (options go before the COMMAND; see --help)"
+        );
+        let missing = line(&["reinit", "--watch"]);
+        assert!(missing.contains("'--watch <PATH>'") && !missing.contains('\n'), "{missing}");
+        let twice = line(&["reinit", "--jitter", "1", "--jitter", "2"]);
+        assert!(twice.contains("--jitter") && !twice.starts_with("error"), "{twice}");
     }
 }

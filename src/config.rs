@@ -3,16 +3,27 @@
 
 use crate::cli::{Given, Raw};
 use crate::signals::Signal;
-use crate::sockets::{self, ListenSpec};
+use crate::sockets::{self, Addr, ListenSpec};
 use std::ffi::OsString;
 use std::fmt;
+use std::net::IpAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
 /// A usage error: the message names the flag or variable and what to do; exit status 2.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ConfigError {
-    Invalid { source: String, value: String, expected: String },
+    Invalid {
+        source: String,
+        value: String,
+        expected: String,
+    },
+    /// A well-formed value that cannot mean what the option says.
+    Refused {
+        source: String,
+        value: String,
+        why: String,
+    },
     Usage(String),
 }
 
@@ -21,6 +32,9 @@ impl fmt::Display for ConfigError {
         match self {
             ConfigError::Invalid { source, value, expected } => {
                 write!(f, "invalid value '{value}' for {source}: expected {expected}")
+            }
+            ConfigError::Refused { source, value, why } => {
+                write!(f, "invalid value '{value}' for {source}: {why}")
             }
             ConfigError::Usage(msg) => f.write_str(msg),
         }
@@ -94,12 +108,18 @@ fn invalid<T>(given: &Given<String>, expected: &str) -> Result<T> {
     })
 }
 
-const SIGNAL_EXPECTED: &str = "a signal name or number such as TERM, SIGHUP, 10 or RTMIN+3";
-const DURATION_EXPECTED: &str = "a duration such as 250ms, 10s, 2m or a number of seconds";
-
-fn signal(given: &Given<String>) -> Result<Signal> {
-    Signal::parse(&given.value).map_or_else(|| invalid(given, SIGNAL_EXPECTED), Ok)
+fn refused<T>(given: &Given<String>, why: &str) -> Result<T> {
+    Err(ConfigError::Refused { source: given.source.clone(), value: given.value.clone(), why: why.into() })
 }
+
+const SIGNAL_EXPECTED: &str = "a signal name or number such as TERM, SIGHUP, 10 or RTMIN+3";
+const DURATION_EXPECTED: &str =
+    "a duration such as 250ms, 10s, 2m, 1h or a number of seconds, at most a year (8760h)";
+
+/// The longest duration any option takes: longer is a typo, and would overflow a deadline.
+pub const MAX_DURATION: Duration = Duration::from_secs(365 * 24 * 3600);
+
+// ---- Parsing: each given string to a typed value, on its own.
 
 /// Parse `250ms`, `10s`, `2m`, `1h`, `1.5s` or a bare number of seconds.
 pub fn parse_duration(s: &str) -> Option<Duration> {
@@ -120,10 +140,12 @@ pub fn parse_duration(s: &str) -> Option<Duration> {
     Duration::try_from_secs_f64(secs).ok()
 }
 
-fn duration(given: &Option<Given<String>>, default: Duration) -> Result<Duration> {
-    match given {
-        None => Ok(default),
-        Some(g) => parse_duration(&g.value).map_or_else(|| invalid(g, DURATION_EXPECTED), Ok),
+/// A duration option: its default when not given; at most `MAX_DURATION`.
+fn parse_duration_option(given: &Option<Given<String>>, default: Duration) -> Result<Duration> {
+    let Some(g) = given else { return Ok(default) };
+    match parse_duration(&g.value) {
+        Some(d) if d <= MAX_DURATION => Ok(d),
+        _ => invalid(g, DURATION_EXPECTED),
     }
 }
 
@@ -136,37 +158,101 @@ pub fn parse_bool(s: &str) -> Option<bool> {
     }
 }
 
-/// A verbosity count: a small number, or a strict boolean (true = 1).
-fn level_count(given: &Option<Given<String>>) -> Result<u8> {
-    match given {
-        None => Ok(0),
-        Some(g) => match g.value.trim().parse::<u8>() {
-            Ok(n) => Ok(n),
-            Err(_) => match parse_bool(&g.value) {
-                Some(b) => Ok(u8::from(b)),
-                None => invalid(g, "a count such as 1 or 2, or one of 1/0/true/false/yes/no"),
-            },
-        },
+fn parse_bool_option(given: &Option<Given<String>>) -> Result<bool> {
+    let Some(g) = given else { return Ok(false) };
+    parse_bool(&g.value).map_or_else(|| invalid(g, "one of 1/0/true/false/yes/no"), Ok)
+}
+
+fn parse_signal(given: &Given<String>) -> Result<Signal> {
+    Signal::parse(&given.value).map_or_else(|| invalid(given, SIGNAL_EXPECTED), Ok)
+}
+
+fn parse_stop_signal(given: &Option<Given<String>>) -> Result<Signal> {
+    let Some(g) = given else { return Ok(Signal::TERM) };
+    let sig = parse_signal(g)?;
+    match check_signal_use(sig, SignalUse::Stop) {
+        Ok(()) => Ok(sig),
+        Err(why) => refused(g, why),
     }
 }
 
-fn on_change(g: &Given<String>) -> Result<OnChange> {
+/// What a configured signal is meant to do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum SignalUse {
+    /// `--on-change signal:SIG`: ask the app to reload.
+    Reload,
+    /// `--on-change siblings:SIG`: ask the pod's other containers to reload (or stop).
+    Siblings,
+    /// `--stop-signal`: ask the app to stop.
+    Stop,
+}
+
+/// Refuse a signal that cannot do what `usage` means, saying why.
+fn check_signal_use(sig: Signal, usage: SignalUse) -> std::result::Result<(), &'static str> {
+    match (sig, usage) {
+        (Signal::STOP, SignalUse::Siblings) => {
+            Err("SIGSTOP would freeze the other containers until they are killed")
+        }
+        (Signal::STOP, _) => Err("SIGSTOP would freeze the app until it is killed"),
+        (Signal::CHLD, SignalUse::Stop) => {
+            Err("SIGCHLD is ignored by default: the app would only end by the SIGKILL after --stop-timeout")
+        }
+        (Signal::CHLD, _) => Err("SIGCHLD only says a child process changed state; it is ignored by default"),
+        (Signal::KILL, SignalUse::Reload) => {
+            Err("SIGKILL kills the app instead of reloading it; use --on-change restart")
+        }
+        (Signal::KILL, SignalUse::Siblings) => {
+            Err("SIGKILL kills the other containers without a chance to stop cleanly; use siblings:TERM")
+        }
+        _ => Ok(()),
+    }
+}
+
+/// A verbosity count: a small number, or a strict boolean (true = 1).
+fn level_count(given: &Option<Given<String>>) -> Result<u8> {
+    let Some(g) = given else { return Ok(0) };
+    match (g.value.trim().parse::<u8>(), parse_bool(&g.value)) {
+        (Ok(n), _) => Ok(n),
+        (_, Some(b)) => Ok(u8::from(b)),
+        _ => invalid(g, "a count such as 1 or 2, or one of 1/0/true/false/yes/no"),
+    }
+}
+
+/// env_logger filter: from -v/-q when given, else `REINIT_LOG`, else `info`.
+fn parse_log_filter(raw: &Raw, reinit_log: Option<String>) -> Result<String> {
+    let verbose = level_count(&raw.verbose)?;
+    let quiet = level_count(&raw.quiet)?;
+    if verbose == 0 && quiet == 0 {
+        return Ok(reinit_log.filter(|s| !s.trim().is_empty()).unwrap_or_else(|| "info".into()));
+    }
+    const LEVELS: [&str; 6] = ["off", "error", "warn", "info", "debug", "trace"];
+    let level = (3 + i32::from(verbose) - i32::from(quiet)).clamp(0, 5);
+    Ok(LEVELS[level as usize].to_string())
+}
+
+fn parse_on_change(g: &Given<String>) -> Result<OnChange> {
     const EXPECTED: &str = "restart, signal:SIG, exit[:CODE] or siblings:SIG";
     let v = g.value.trim();
     let (kind, arg) = match v.split_once(':') {
         Some((k, a)) => (k.to_ascii_lowercase(), Some(a)),
         None => (v.to_ascii_lowercase(), None),
     };
+    let signal = |sig: &str, usage, expected: &str| match Signal::parse(sig) {
+        Some(sig) => check_signal_use(sig, usage).map_or_else(|why| refused(g, why), |()| Ok(sig)),
+        None => invalid(g, expected),
+    };
     match (kind.as_str(), arg) {
         ("restart", None) => Ok(OnChange::Restart),
-        ("signal", Some(sig)) => match Signal::parse(sig) {
-            Some(s) => Ok(OnChange::Signal(s)),
-            None => invalid(g, "signal:SIG with SIG a signal name or number, e.g. signal:HUP"),
-        },
-        ("siblings", Some(sig)) => match Signal::parse(sig) {
-            Some(s) => Ok(OnChange::Siblings(s)),
-            None => invalid(g, "siblings:SIG with SIG a signal name or number, e.g. siblings:HUP"),
-        },
+        ("signal", Some(sig)) => {
+            signal(sig, SignalUse::Reload, "signal:SIG with SIG a signal name or number, e.g. signal:HUP")
+                .map(OnChange::Signal)
+        }
+        ("siblings", Some(sig)) => signal(
+            sig,
+            SignalUse::Siblings,
+            "siblings:SIG with SIG a signal name or number, e.g. siblings:HUP",
+        )
+        .map(OnChange::Siblings),
         ("exit", None) => Ok(OnChange::Exit(0)),
         ("exit", Some(code)) => match code.trim().parse::<u8>() {
             Ok(c) => Ok(OnChange::Exit(c)),
@@ -176,7 +262,7 @@ fn on_change(g: &Given<String>) -> Result<OnChange> {
     }
 }
 
-fn signal_map(g: &Given<String>) -> Result<(Signal, Option<Signal>)> {
+fn parse_signal_map(g: &Given<String>) -> Result<(Signal, Option<Signal>)> {
     const EXPECTED: &str = "FROM:TO with signal names or numbers, TO = 0 or none to drop";
     let Some((from, to)) = g.value.split_once(':') else {
         return invalid(g, EXPECTED);
@@ -199,7 +285,7 @@ fn signal_map(g: &Given<String>) -> Result<(Signal, Option<Signal>)> {
     Ok((from, to))
 }
 
-fn remap_exit(g: &Given<String>) -> Result<(u8, u8)> {
+fn parse_remap_exit(g: &Given<String>) -> Result<(u8, u8)> {
     const EXPECTED: &str = "CODE[:TO] with CODE and TO in 0..=255";
     let (code, to) = match g.value.split_once(':') {
         Some((c, t)) => (c, t),
@@ -211,7 +297,7 @@ fn remap_exit(g: &Given<String>) -> Result<(u8, u8)> {
     }
 }
 
-fn keyword<T: Copy>(given: &Option<Given<String>>, default: T, words: &[(&str, T)]) -> Result<T> {
+fn parse_keyword<T: Copy>(given: &Option<Given<String>>, default: T, words: &[(&str, T)]) -> Result<T> {
     let Some(g) = given else { return Ok(default) };
     let v = g.value.trim().to_ascii_lowercase();
     match words.iter().find(|(w, _)| *w == v) {
@@ -223,147 +309,188 @@ fn keyword<T: Copy>(given: &Option<Given<String>>, default: T, words: &[(&str, T
     }
 }
 
-/// Validate everything; the first problem found is returned.
-pub fn build(raw: Raw, reinit_log: Option<String>) -> Result<Config> {
-    let stop_signal = match &raw.stop_signal {
-        Some(g) => signal(g)?,
-        None => Signal::TERM,
-    };
-    let parent_death_signal = raw.parent_death_signal.as_ref().map(signal).transpose()?;
-    let stop_timeout = duration(&raw.stop_timeout, Duration::from_secs(10))?;
-    let pre_stop_delay = duration(&raw.pre_stop_delay, Duration::ZERO)?;
-    let debounce = duration(&raw.debounce, Duration::from_millis(100))?;
-    let jitter = duration(&raw.jitter, Duration::ZERO)?;
-    let forward =
-        keyword(&raw.forward, Forward::Group, &[("group", Forward::Group), ("child", Forward::Child)])?;
-    let restart_on_exit = keyword(
-        &raw.restart_on_exit,
-        RestartPolicy::Never,
-        &[
-            ("never", RestartPolicy::Never),
-            ("on-failure", RestartPolicy::OnFailure),
-            ("always", RestartPolicy::Always),
-        ],
-    )?;
-    let signal_map = raw.map_signal.iter().map(signal_map).collect::<Result<Vec<_>>>()?;
-    let remap_exit = raw.remap_exit.iter().map(remap_exit).collect::<Result<Vec<_>>>()?;
-    let listen = raw
-        .listen
-        .iter()
-        .map(|g| sockets::parse(&g.value).or_else(|why| invalid(g, &why)))
-        .collect::<Result<Vec<_>>>()?;
-    if let Some(g) = raw.listen.first()
-        && raw.command.is_empty()
-    {
-        return Err(ConfigError::Usage(format!(
-            "{} passes sockets to the app, but no COMMAND was given",
-            g.source
-        )));
-    }
-    let dry_run = match &raw.dry_run {
-        None => false,
-        Some(g) => match parse_bool(&g.value) {
-            Some(b) => b,
-            None => return invalid(g, "one of 1/0/true/false/yes/no"),
-        },
-    };
-    let verbose = level_count(&raw.verbose)?;
-    let quiet = level_count(&raw.quiet)?;
-    let log_filter = if verbose > 0 || quiet > 0 {
-        const LEVELS: [&str; 6] = ["off", "error", "warn", "info", "debug", "trace"];
-        let level = (3 + i32::from(verbose) - i32::from(quiet)).clamp(0, 5);
-        LEVELS[level as usize].to_string()
-    } else {
-        reinit_log.filter(|s| !s.trim().is_empty()).unwrap_or_else(|| "info".into())
-    };
+fn parse_forward(given: &Option<Given<String>>) -> Result<Forward> {
+    parse_keyword(given, Forward::Group, &[("group", Forward::Group), ("child", Forward::Child)])
+}
 
-    let validate = match &raw.validate {
-        None => None,
-        Some(g) => {
-            let argv: Vec<String> = g.value.split_whitespace().map(String::from).collect();
-            if argv.is_empty() {
-                return invalid(g, "a command such as \"nginx -t -c {}\"");
-            }
-            Some(argv)
-        }
-    };
-    let watch: Vec<PathBuf> = raw.watch.iter().map(|g| PathBuf::from(&g.value)).collect();
-    if let Some(g) = raw.watch.iter().find(|g| g.value.is_empty()) {
-        return Err(ConfigError::Invalid {
-            source: g.source.clone(),
-            value: String::new(),
-            expected: "a file or directory path".into(),
-        });
+fn parse_restart_policy(given: &Option<Given<String>>) -> Result<RestartPolicy> {
+    use RestartPolicy::*;
+    parse_keyword(given, Never, &[("never", Never), ("on-failure", OnFailure), ("always", Always)])
+}
+
+fn parse_validate(given: &Option<Given<String>>) -> Result<Option<Vec<String>>> {
+    let Some(g) = given else { return Ok(None) };
+    let argv: Vec<String> = g.value.split_whitespace().map(String::from).collect();
+    if argv.is_empty() {
+        return invalid(g, "a command such as \"nginx -t -c {}\"");
     }
-    let sidecar = raw.command.is_empty();
-    let on_change = match (&raw.on_change, watch.is_empty()) {
-        (Some(g), true) => {
-            return Err(ConfigError::Usage(format!(
-                "{} '{}' needs something to watch: add --watch PATH",
-                g.source, g.value
-            )));
-        }
-        (None, true) => None,
-        (Some(g), false) => Some(on_change(g)?),
-        (None, false) if sidecar => {
-            return Err(ConfigError::Usage(
-                "no COMMAND given (sidecar mode): add --on-change exit[:CODE], or give a COMMAND to run"
-                    .into(),
-            ));
-        }
-        (None, false) => Some(OnChange::Restart),
-    };
-    if let Some(g) = raw.sibling.first()
-        && !matches!(on_change, Some(OnChange::Siblings(_)))
-    {
-        return Err(ConfigError::Usage(format!("{} only applies to --on-change siblings:SIG", g.source)));
+    Ok(Some(argv))
+}
+
+fn parse_watch(given: &[Given<OsString>]) -> Result<Vec<PathBuf>> {
+    if let Some(g) = given.iter().find(|g| g.value.is_empty()) {
+        return invalid(
+            &Given { value: String::new(), source: g.source.clone() },
+            "a file or directory path",
+        );
     }
-    if let Some(g) = raw.sibling.iter().find(|g| g.value.trim().is_empty() || g.value.contains('/')) {
+    Ok(given.iter().map(|g| PathBuf::from(&g.value)).collect())
+}
+
+fn parse_sibling(g: &Given<String>) -> Result<String> {
+    let name = g.value.trim();
+    if name.is_empty() || name.contains('/') {
         return invalid(g, "a process name (comm or executable basename, without a path)");
     }
-    if let (Some(g), true) = (&raw.validate, watch.is_empty()) {
+    Ok(name.to_string())
+}
+
+fn parse_listen(g: &Given<String>) -> Result<ListenSpec> {
+    sockets::parse(&g.value).or_else(|why| invalid(g, &why))
+}
+
+fn each<T>(given: &[Given<String>], parse: fn(&Given<String>) -> Result<T>) -> Result<Vec<T>> {
+    given.iter().map(parse).collect()
+}
+
+/// Every value parsed on its own; the rules between options are checked after.
+fn parse(raw: &mut Raw, reinit_log: Option<String>) -> Result<Config> {
+    Ok(Config {
+        command: std::mem::take(&mut raw.command),
+        watch: parse_watch(&raw.watch)?,
+        on_change: raw.on_change.as_ref().map(parse_on_change).transpose()?,
+        siblings: each(&raw.sibling, parse_sibling)?,
+        debounce: parse_duration_option(&raw.debounce, Duration::from_millis(100))?,
+        jitter: parse_duration_option(&raw.jitter, Duration::ZERO)?,
+        validate: parse_validate(&raw.validate)?,
+        stop_signal: parse_stop_signal(&raw.stop_signal)?,
+        stop_timeout: parse_duration_option(&raw.stop_timeout, Duration::from_secs(10))?,
+        pre_stop_delay: parse_duration_option(&raw.pre_stop_delay, Duration::ZERO)?,
+        forward: parse_forward(&raw.forward)?,
+        signal_map: each(&raw.map_signal, parse_signal_map)?,
+        restart_on_exit: parse_restart_policy(&raw.restart_on_exit)?,
+        remap_exit: each(&raw.remap_exit, parse_remap_exit)?,
+        parent_death_signal: raw.parent_death_signal.as_ref().map(parse_signal).transpose()?,
+        listen: each(&raw.listen, parse_listen)?,
+        dry_run: parse_bool_option(&raw.dry_run)?,
+        log_filter: parse_log_filter(raw, reinit_log)?,
+    })
+}
+
+// ---- Rules between options. Each takes what was given (for the names in its messages) and
+// ---- the parsed values.
+
+/// `--on-change` and `--validate` act on changes: they need something to watch.
+fn check_watch_rules(raw: &Raw, config: &Config) -> Result<()> {
+    if !config.watch.is_empty() {
+        return Ok(());
+    }
+    if let Some(g) = &raw.on_change {
+        return Err(ConfigError::Usage(format!(
+            "{} '{}' needs something to watch: add --watch PATH",
+            g.source, g.value
+        )));
+    }
+    if let Some(g) = &raw.validate {
         return Err(ConfigError::Usage(format!("{} needs something to watch: add --watch PATH", g.source)));
     }
-    if sidecar {
-        match on_change {
-            None => {
-                return Err(ConfigError::Usage(
-                    "no COMMAND given: give the app to run, e.g. reinit -- myserver --port 8080".into(),
-                ));
-            }
-            Some(OnChange::Restart) | Some(OnChange::Signal(_)) => {
-                return Err(ConfigError::Usage(
-                    "--on-change restart and signal:SIG act on the app, but no COMMAND was given: \
-                     give one, or use --on-change siblings:SIG or exit[:CODE]"
-                        .into(),
-                ));
-            }
-            Some(OnChange::Exit(_)) | Some(OnChange::Siblings(_)) => {}
+    Ok(())
+}
+
+/// Without a COMMAND (sidecar mode) there is no app: something must be watched with an action
+/// that does not act on an app, and the options about the app make no sense.
+fn check_sidecar_rules(raw: &Raw, config: &Config) -> Result<()> {
+    if !config.sidecar() {
+        return Ok(());
+    }
+    let usage = |msg: String| Err(ConfigError::Usage(msg));
+    match config.on_change {
+        None if config.watch.is_empty() => {
+            return usage(
+                "no COMMAND given: give the app to run, e.g. reinit -- myserver --port 8080".into(),
+            );
         }
-        if raw.restart_on_exit.is_some() {
-            return Err(ConfigError::Usage("--restart-on-exit needs a COMMAND to restart".into()));
+        None => {
+            return usage(
+                "no COMMAND given (sidecar mode): add --on-change exit[:CODE] or siblings:SIG, \
+                 or give a COMMAND to run"
+                    .into(),
+            );
+        }
+        Some(OnChange::Restart | OnChange::Signal(_)) => {
+            return usage(
+                "--on-change restart and signal:SIG act on the app, but no COMMAND was given: \
+                 give one, or use --on-change siblings:SIG or exit[:CODE]"
+                    .into(),
+            );
+        }
+        Some(OnChange::Exit(_) | OnChange::Siblings(_)) => {}
+    }
+    if let Some(g) = &raw.restart_on_exit {
+        return usage(format!("{} needs a COMMAND to restart", g.source));
+    }
+    if let Some(g) = raw.listen.first() {
+        return usage(format!("{} passes sockets to the app, but no COMMAND was given", g.source));
+    }
+    Ok(())
+}
+
+/// `--sibling` narrows down `siblings:SIG`, and means nothing without it.
+fn check_sibling_rules(raw: &Raw, config: &Config) -> Result<()> {
+    match raw.sibling.first() {
+        Some(g) if !matches!(config.on_change, Some(OnChange::Siblings(_))) => {
+            Err(ConfigError::Usage(format!("{} only applies to --on-change siblings:SIG", g.source)))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// One socket per address: the second bind of the same address would fail.
+fn check_listen_rules(raw: &Raw, config: &Config) -> Result<()> {
+    for (i, spec) in config.listen.iter().enumerate() {
+        if let Some(first) = config.listen[..i].iter().find(|s| same_address(&s.addr, &spec.addr)) {
+            let as_first =
+                if first.text == spec.text { String::new() } else { format!(" (first as '{}')", first.text) };
+            let source = raw.listen.get(i).map_or("--listen", |g| g.source.as_str());
+            return Err(ConfigError::Usage(format!(
+                "{source} '{}' is given twice{as_first}: one socket per address",
+                spec.text
+            )));
         }
     }
-    Ok(Config {
-        command: raw.command,
-        watch,
-        on_change,
-        siblings: raw.sibling.into_iter().map(|g| g.value.trim().to_string()).collect(),
-        debounce,
-        jitter,
-        validate,
-        stop_signal,
-        stop_timeout,
-        pre_stop_delay,
-        forward,
-        signal_map,
-        restart_on_exit,
-        remap_exit,
-        parent_death_signal,
-        listen,
-        dry_run,
-        log_filter,
-    })
+    Ok(())
+}
+
+/// Whether two addresses are the same socket address (port 0 asks for a new port each time).
+fn same_address(a: &Addr, b: &Addr) -> bool {
+    let host = |h: &str, v6: bool| -> String {
+        let h = match (h, v6) {
+            ("", false) => "0.0.0.0",
+            ("", true) => "::",
+            (h, _) => h,
+        };
+        h.parse::<IpAddr>().map_or_else(|_| h.to_ascii_lowercase(), |ip| ip.to_string())
+    };
+    match (a, b) {
+        (Addr::Tcp { host: h1, port: p1, v6: v1 }, Addr::Tcp { host: h2, port: p2, v6: v2 }) => {
+            *p1 != 0 && p1 == p2 && v1 == v2 && host(h1, *v1) == host(h2, *v2)
+        }
+        (Addr::Unix(p1), Addr::Unix(p2)) => p1 == p2,
+        _ => false,
+    }
+}
+
+/// Validate everything; the first problem found is returned.
+pub fn build(mut raw: Raw, reinit_log: Option<String>) -> Result<Config> {
+    let mut config = parse(&mut raw, reinit_log)?;
+    check_watch_rules(&raw, &config)?;
+    if config.on_change.is_none() && !config.watch.is_empty() && !config.sidecar() {
+        config.on_change = Some(OnChange::Restart);
+    }
+    check_sidecar_rules(&raw, &config)?;
+    check_sibling_rules(&raw, &config)?;
+    check_listen_rules(&raw, &config)?;
+    Ok(config)
 }
 
 #[cfg(test)]
@@ -372,13 +499,162 @@ mod tests {
     use crate::cli::Args;
     use clap::Parser;
 
-    fn cfg(argv: &[&str], vars: &[(&str, &str)]) -> Result<Config> {
+    fn raw(argv: &[&str], vars: &[(&str, &str)]) -> Raw {
         let mut full = vec!["reinit"];
         full.extend_from_slice(argv);
         let args = Args::try_parse_from(full).unwrap();
         let vars: Vec<(String, String)> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
-        let raw = args.resolve(&|name| vars.iter().find(|(k, _)| k == name).map(|(_, v)| OsString::from(v)));
-        build(raw, None)
+        args.resolve(&|name| vars.iter().find(|(k, _)| k == name).map(|(_, v)| OsString::from(v)))
+    }
+
+    fn cfg(argv: &[&str], vars: &[(&str, &str)]) -> Result<Config> {
+        build(raw(argv, vars), None)
+    }
+
+    /// Runs one rule on the parsed `argv` (whose values must all parse).
+    fn rule(check: fn(&Raw, &Config) -> Result<()>, argv: &[&str]) -> Result<()> {
+        let mut raw = raw(argv, &[]);
+        let config = parse(&mut raw, None).unwrap();
+        check(&raw, &config)
+    }
+
+    fn usage_error(r: Result<()>) -> String {
+        match r {
+            Err(ConfigError::Usage(msg)) => msg,
+            other => panic!("a usage error expected, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn watch_rules() {
+        assert!(rule(check_watch_rules, &["app"]).is_ok());
+        assert!(
+            rule(check_watch_rules, &["-w", "/x", "--on-change", "exit", "--validate", "t {}", "app"])
+                .is_ok()
+        );
+        let msg = usage_error(rule(check_watch_rules, &["--on-change", "signal:HUP", "app"]));
+        assert!(msg.contains("--on-change 'signal:HUP'") && msg.contains("--watch"), "{msg}");
+        let msg = usage_error(rule(check_watch_rules, &["--validate", "check {}", "app"]));
+        assert!(msg.starts_with("--validate") && msg.contains("--watch"), "{msg}");
+        assert!(cfg(&["-w", "/x", "app"], &[]).is_ok());
+        assert_eq!(
+            cfg(&["-w", ""], &[]).unwrap_err().to_string(),
+            "invalid value '' for --watch: expected a file or directory path"
+        );
+    }
+
+    #[test]
+    fn sidecar_rules() {
+        let ok = |argv: &[&str]| assert!(rule(check_sidecar_rules, argv).is_ok(), "{argv:?}");
+        ok(&["--restart-on-exit", "always", "--listen", "tcp::80", "app"]);
+        ok(&["-w", "/x", "--on-change", "exit:3"]);
+        ok(&["-w", "/x", "--on-change", "siblings:HUP"]);
+        let fails = |argv: &[&str], needle: &str| {
+            let msg = usage_error(rule(check_sidecar_rules, argv));
+            assert!(msg.contains(needle), "{argv:?}: {msg}");
+        };
+        fails(&[], "no COMMAND given: give the app to run");
+        fails(&["-w", "/x"], "sidecar mode");
+        fails(&["-w", "/x", "--on-change", "restart"], "act on the app");
+        fails(&["-w", "/x", "--on-change", "signal:HUP"], "act on the app");
+        fails(&["-w", "/x", "--on-change", "exit", "--restart-on-exit", "always"], "--restart-on-exit needs");
+        fails(&["-w", "/x", "--on-change", "exit", "--listen", "tcp::80"], "--listen passes sockets");
+    }
+
+    #[test]
+    fn sibling_rules() {
+        assert!(
+            rule(check_sibling_rules, &["-w", "/x", "--on-change", "siblings:HUP", "--sibling", "a"]).is_ok()
+        );
+        assert!(rule(check_sibling_rules, &["-w", "/x", "--on-change", "siblings:TERM", "app"]).is_ok());
+        let msg =
+            usage_error(rule(check_sibling_rules, &["-w", "/x", "--on-change", "exit", "--sibling", "a"]));
+        assert_eq!(msg, "--sibling only applies to --on-change siblings:SIG");
+        assert!(usage_error(rule(check_sibling_rules, &["--sibling", "a", "app"])).starts_with("--sibling"));
+        for bad in ["", " ", "/usr/sbin/nginx"] {
+            let err = cfg(&["-w", "/x", "--on-change", "siblings:HUP", "--sibling", bad], &[]).unwrap_err();
+            assert!(matches!(err, ConfigError::Invalid { .. }), "{bad:?}: {err}");
+        }
+    }
+
+    #[test]
+    fn listen_rules() {
+        let ok = |argv: &[&str]| assert!(rule(check_listen_rules, argv).is_ok(), "{argv:?}");
+        ok(&["--listen", "tcp::8080", "--listen", "tcp::8081", "app"]);
+        ok(&["--listen", "tcp::8080", "--listen", "tcp6:[::]:8080", "app"]);
+        ok(&["--listen", "tcp:127.0.0.1:8080", "--listen", "tcp:127.0.0.2:8080", "app"]);
+        ok(&["--listen", "tcp::0", "--listen", "tcp::0", "app"]);
+        ok(&["--listen", "unix:/run/a.sock", "--listen", "unix:@a.sock", "app"]);
+        let msg =
+            usage_error(rule(check_listen_rules, &["--listen", "tcp::8080", "--listen", "tcp::8080", "app"]));
+        assert_eq!(msg, "--listen 'tcp::8080' is given twice: one socket per address");
+        let msg = usage_error(rule(
+            check_listen_rules,
+            &["--listen", "tcp::80", "--listen", "b=tcp:0.0.0.0:80", "a"],
+        ));
+        assert_eq!(
+            msg,
+            "--listen 'b=tcp:0.0.0.0:80' is given twice (first as 'tcp::80'): one socket per address"
+        );
+        for (a, b) in [
+            ("tcp6:[::]:9", "tcp6:[]:9"),
+            ("tcp6:[::1]:9", "tcp6:[0:0::1]:9"),
+            ("tcp:LocalHost:9", "tcp:localhost:9"),
+            ("unix:/run/a.sock", "x=unix:/run//a.sock"),
+            ("unix:@a", "unix:@a"),
+        ] {
+            assert!(rule(check_listen_rules, &["--listen", a, "--listen", b, "app"]).is_err(), "{a} {b}");
+        }
+        let err = cfg(&["app"], &[("REINIT_LISTEN", "tcp::8080,tcp::8080")]).unwrap_err().to_string();
+        assert!(err.starts_with("REINIT_LISTEN 'tcp::8080' is given twice"), "{err}");
+    }
+
+    #[test]
+    fn signals_that_cannot_mean_what_they_say_are_refused() {
+        use SignalUse::*;
+        for usage in [Reload, Siblings, Stop] {
+            assert!(check_signal_use(Signal::STOP, usage).unwrap_err().contains("SIGSTOP would freeze"));
+            assert!(check_signal_use(Signal::CHLD, usage).unwrap_err().contains("SIGCHLD"));
+            for fine in [Signal::HUP, Signal::TERM, Signal::USR1, Signal::INT] {
+                assert_eq!(check_signal_use(fine, usage), Ok(()));
+            }
+        }
+        assert!(check_signal_use(Signal::KILL, Reload).unwrap_err().contains("restart"));
+        assert!(check_signal_use(Signal::KILL, Siblings).unwrap_err().contains("siblings:TERM"));
+        assert_eq!(check_signal_use(Signal::KILL, Stop), Ok(()));
+        // and through the options that take them
+        for (argv, value) in [
+            (&["-w", "/x", "--on-change", "signal:STOP", "app"][..], "signal:STOP"),
+            (&["-w", "/x", "--on-change", "signal:sigkill", "app"], "signal:sigkill"),
+            (&["-w", "/x", "--on-change", "signal:17", "app"], "signal:17"),
+            (&["-w", "/x", "--on-change", "siblings:KILL"], "siblings:KILL"),
+            (&["-w", "/x", "--on-change", "siblings:CHLD"], "siblings:CHLD"),
+            (&["--stop-signal", "STOP", "app"], "STOP"),
+            (&["--stop-signal", "SIGCHLD", "app"], "SIGCHLD"),
+        ] {
+            let err = cfg(argv, &[]).unwrap_err();
+            assert!(matches!(err, ConfigError::Refused { .. }), "{argv:?}: {err}");
+            assert!(err.to_string().starts_with(&format!("invalid value '{value}' for --")), "{err}");
+        }
+        assert_eq!(cfg(&["--stop-signal", "KILL", "app"], &[]).unwrap().stop_signal, Signal::KILL);
+        let c = cfg(&["-w", "/x", "--on-change", "siblings:TERM"], &[]).unwrap();
+        assert_eq!(c.on_change, Some(OnChange::Siblings(Signal::TERM)));
+    }
+
+    #[test]
+    fn durations_are_at_most_a_year() {
+        assert_eq!(cfg(&["--stop-timeout", "8760h", "app"], &[]).unwrap().stop_timeout, MAX_DURATION);
+        assert_eq!(cfg(&["--jitter", "31536000", "app"], &[]).unwrap().jitter, MAX_DURATION);
+        for (flag, value) in [
+            ("--stop-timeout", "9223372036854775807"),
+            ("--stop-timeout", "8761h"),
+            ("--pre-stop-delay", "31536001"),
+            ("--debounce", "1e30"),
+            ("--jitter", "99999999999999999999999999999h"),
+        ] {
+            let err = cfg(&[flag, value, "app"], &[]).unwrap_err().to_string();
+            assert!(err.contains(flag) && err.contains(value) && err.contains("at most a year"), "{err}");
+        }
     }
 
     #[test]

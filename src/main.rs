@@ -47,10 +47,14 @@ fn init_logging(filter: &str) {
 fn run() -> u8 {
     let args = match cli::Args::try_parse() {
         Ok(args) => args,
-        Err(e) => {
-            // --help and --version print to stdout and succeed; errors go to stderr.
+        // --help and --version print to stdout and succeed.
+        Err(e) if !e.use_stderr() => {
             let _ = e.print();
-            return if e.use_stderr() { USAGE } else { 0 };
+            return 0;
+        }
+        Err(e) => {
+            eprintln!("reinit: error: {}", cli::clap_error_line(&e));
+            return USAGE;
         }
     };
     let raw = args.resolve(&|name| std::env::var_os(name));

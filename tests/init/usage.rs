@@ -1,12 +1,13 @@
-//! Issue 3 points 1–2: usage errors (exit 2, nothing started, a clear message), `-h`, `-V`,
-//! strict `REINIT_*` parsing.
+//! Usage errors (exit 2, nothing started, one `reinit: error:` line naming the option and the
+//! value), `-h`, `-V`, strict `REINIT_*` parsing.
 
 use crate::util::{DEADLINE, Proc, TempDir, reinit_cmd};
 
 /// Runs `reinit ARGS -- sh -c 'touch MARKER'` with `env` added and asserts a usage error:
-/// status 2, the app never started (no marker), nothing on stdout, and one stderr line that
-/// names both `name` (the flag or variable) and `value` (the rejected value or list element).
-fn assert_usage_error(args: &[&str], env: &[(&str, &str)], name: &str, value: &str) {
+/// status 2, the app never started (no marker), nothing on stdout, and stderr exactly one line
+/// starting `reinit: error:` that names both `name` (the flag or variable) and `value` (the
+/// rejected value or list element). Returns that line.
+fn assert_usage_error(args: &[&str], env: &[(&str, &str)], name: &str, value: &str) -> String {
     let dir = TempDir::new("usage");
     let marker = dir.path().join("app-started");
     let mut all: Vec<String> = args.iter().map(|s| s.to_string()).collect();
@@ -23,10 +24,33 @@ fn assert_usage_error(args: &[&str], env: &[(&str, &str)], name: &str, value: &s
     assert!(!marker.exists(), "the app must not start on a usage error\n{dump}");
     assert!(p.lines_so_far().is_empty(), "stdout belongs to the app\n{dump}");
     let err = p.stderr_so_far();
+    let lines: Vec<&str> = err.lines().collect();
     assert!(
-        err.lines().any(|l| l.contains(name) && l.contains(value)),
-        "one stderr line must name {name:?} and the bad value {value:?}\n{dump}"
+        lines.len() == 1 && lines[0].starts_with("reinit: error: "),
+        "stderr must be one `reinit: error:` line\n{dump}"
     );
+    assert!(
+        lines[0].contains(name) && lines[0].contains(value),
+        "the error line must name {name:?} and the bad value {value:?}\n{dump}"
+    );
+    lines[0].to_string()
+}
+
+/// Runs `reinit ARGS -- sh -c 'touch MARKER'` with `env` added and asserts the app ran and
+/// reinit exited with its status, 0.
+fn assert_app_runs(args: &[&str], env: &[(&str, &str)]) {
+    let dir = TempDir::new("runs");
+    let marker = dir.path().join("app-started");
+    let mut all: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+    all.extend(["--", "sh", "-c", "touch \"$0\""].map(String::from));
+    all.push(marker.to_string_lossy().into_owned());
+    let mut cmd = reinit_cmd(&all);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let mut p = Proc::spawn(cmd);
+    assert_eq!(p.wait_code(DEADLINE), 0, "{args:?} {env:?}\n{}", p.dump());
+    assert!(marker.exists(), "the app must have run with {args:?} {env:?}\n{}", p.dump());
 }
 
 #[test]
@@ -65,7 +89,6 @@ fn other_malformed_env_values_are_usage_errors() {
     // (variable, value, the part of it the message must show)
     for (var, value, bad) in [
         ("REINIT_DRY_RUN", "2", "2"),
-        ("REINIT_DRY_RUN", "", ""),
         ("REINIT_STOP_TIMEOUT", "abc", "abc"),
         ("REINIT_FORWARD", "sideways", "sideways"),
         ("REINIT_MAP_SIGNAL", "10:12,x:y", "x:y"),
@@ -93,12 +116,130 @@ fn unknown_flag_is_usage_error() {
 }
 
 #[test]
+fn durations_longer_than_a_year_are_usage_errors() {
+    // The largest value used to panic at the first stop (deadline overflow), after the app ran.
+    for (flag, value) in [
+        ("--stop-timeout", "9223372036854775807"),
+        ("--stop-timeout", "8761h"),
+        ("--pre-stop-delay", "31536001s"),
+        ("--debounce", "600000m"),
+        ("--jitter", "99999999999999999999999"),
+    ] {
+        let line = assert_usage_error(&[flag, value], &[], flag, value);
+        assert!(line.contains("at most a year"), "{line}");
+    }
+    assert_usage_error(&[], &[("REINIT_STOP_TIMEOUT", "9000h")], "REINIT_STOP_TIMEOUT", "9000h");
+    assert_app_runs(&["--stop-timeout", "8760h"], &[]);
+}
+
+#[test]
+fn negative_values_are_values_not_flags() {
+    for (args, flag, value) in [
+        (&["--stop-timeout", "-1s"][..], "--stop-timeout", "-1s"),
+        (&["--jitter", "-5"], "--jitter", "-5"),
+        (&["--debounce", "-100ms"], "--debounce", "-100ms"),
+        (&["--pre-stop-delay=-1"], "--pre-stop-delay", "-1"),
+        (&["--remap-exit", "-1"], "--remap-exit", "-1"),
+        (&["-e", "-1:0"], "--remap-exit", "-1:0"),
+        (&["--stop-signal", "-9"], "--stop-signal", "-9"),
+        (&["--map-signal", "-1:2"], "--map-signal", "-1:2"),
+        (&["--forward", "-1"], "--forward", "-1"),
+        (&["--restart-on-exit", "-1"], "--restart-on-exit", "-1"),
+    ] {
+        let line = assert_usage_error(args, &[], flag, value);
+        assert!(line.starts_with(&format!("reinit: error: invalid value '{value}' for {flag}: ")), "{line}");
+    }
+}
+
+#[test]
+fn clap_errors_are_one_line_too() {
+    assert_usage_error(&["--watch"], &[], "--watch", "--watch");
+    assert_usage_error(&["--jitter", "1s", "--jitter", "2s"], &[], "--jitter", "--jitter");
+    assert_usage_error(&["--dry-run=maybe"], &[], "--dry-run", "maybe");
+    assert_usage_error(&["-Z"], &[], "-Z", "-Z");
+}
+
+#[test]
+fn signals_that_cannot_do_the_job_are_refused() {
+    let dir = TempDir::new("refused");
+    let watched = dir.path().to_string_lossy().into_owned();
+    for (action, why) in [
+        ("signal:STOP", "SIGSTOP would freeze the app"),
+        ("signal:SIGCHLD", "SIGCHLD"),
+        ("signal:KILL", "SIGKILL kills the app"),
+        ("signal:9", "SIGKILL kills the app"),
+        ("siblings:KILL", "SIGKILL kills the other containers"),
+        ("siblings:stop", "SIGSTOP would freeze the other containers"),
+        ("siblings:CLD", "SIGCHLD"),
+    ] {
+        let line = assert_usage_error(&["-w", &watched, "--on-change", action], &[], "--on-change", action);
+        assert!(line.contains(why), "{line}");
+    }
+    for (value, why) in [("STOP", "SIGSTOP would freeze the app"), ("CHLD", "SIGCHLD")] {
+        let line = assert_usage_error(&["--stop-signal", value], &[], "--stop-signal", value);
+        assert!(line.contains(why), "{line}");
+        let line = assert_usage_error(&[], &[("REINIT_STOP_SIGNAL", value)], "REINIT_STOP_SIGNAL", value);
+        assert!(line.contains(why), "{line}");
+    }
+    // the same signals where they do mean what they say
+    assert_app_runs(&["--stop-signal", "KILL"], &[]);
+    assert_app_runs(&["-w", &watched, "--on-change", "siblings:TERM", "--dry-run"], &[]);
+}
+
+#[test]
+fn empty_variables_are_unset_ones() {
+    let vars = [
+        ("REINIT_WATCH", ""),
+        ("REINIT_ON_CHANGE", ""),
+        ("REINIT_VALIDATE", ""),
+        ("REINIT_STOP_TIMEOUT", ""),
+        ("REINIT_STOP_SIGNAL", ""),
+        ("REINIT_FORWARD", ""),
+        ("REINIT_DRY_RUN", ""),
+        ("REINIT_VERBOSE", ""),
+        ("REINIT_QUIET", " "),
+        ("REINIT_MAP_SIGNAL", ""),
+        ("REINIT_LISTEN", ""),
+    ];
+    for var in vars {
+        assert_app_runs(&[], &[var]);
+    }
+    assert_app_runs(&[], &vars);
+    // a flag given an empty value is still refused
+    assert_usage_error(&["--watch", ""], &[], "--watch", "''");
+    assert_usage_error(&["--stop-timeout="], &[], "--stop-timeout", "''");
+}
+
+#[test]
+fn the_same_listen_address_twice_is_usage_error() {
+    let line = assert_usage_error(
+        &["--listen", "tcp:127.0.0.1:39117", "--listen", "tcp:127.0.0.1:39117"],
+        &[],
+        "--listen",
+        "tcp:127.0.0.1:39117",
+    );
+    assert!(line.contains("given twice"), "{line}");
+    let line = assert_usage_error(
+        &[],
+        &[("REINIT_LISTEN", "tcp::39118,admin=tcp:0.0.0.0:39118")],
+        "REINIT_LISTEN",
+        "admin=tcp:0.0.0.0:39118",
+    );
+    assert!(line.contains("given twice"), "{line}");
+}
+
+#[test]
 fn missing_command_is_usage_error() {
     // No COMMAND means sidecar mode, which needs --watch and an --on-change.
     for args in [&[][..], &["--stop-timeout", "5s"][..]] {
         let mut p = Proc::spawn(reinit_cmd(args));
         assert_eq!(p.wait_code(DEADLINE), 2, "{}", p.dump());
-        assert!(!p.stderr_so_far().trim().is_empty(), "a message is expected\n{}", p.dump());
+        let err = p.stderr_so_far();
+        assert!(
+            err.lines().count() == 1 && err.starts_with("reinit: error: no COMMAND given"),
+            "one line saying the COMMAND is missing\n{}",
+            p.dump()
+        );
     }
 }
 
