@@ -125,6 +125,12 @@ pub type TargetPlan = Option<Vec<(PathBuf, bool)>>;
 #[derive(Debug, Default)]
 pub struct Plan(pub Vec<(PathBuf, TargetPlan)>);
 
+impl Plan {
+    pub fn files(&self) -> usize {
+        self.0.iter().map(|(_, files)| files.as_ref().map_or(0, Vec::len)).sum()
+    }
+}
+
 /// Bytes hashed per slice: about a millisecond of work, so a signal waits at most that long.
 pub const SLICE: usize = 256 * 1024;
 

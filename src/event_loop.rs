@@ -284,7 +284,11 @@ impl Loop {
             }
             let now = Instant::now();
             for r in received.drain(..) {
-                debug!("received SIG{}", r.signo);
+                match r.signo {
+                    Signal::TERM | Signal::INT => debug!("received SIG{}", r.signo),
+                    sig if self.config.sidecar() => debug!("received SIG{sig} in sidecar mode: ignored"),
+                    sig => debug!("received SIG{sig}"),
+                }
                 let actions = self.supervisor.received(now, r.signo);
                 self.execute(actions);
             }
@@ -462,6 +466,7 @@ impl Loop {
         for e in errors {
             error!("{e}");
         }
+        debug!("reading the watched content ({} files)", plan.files());
         w.reading = Some((Hashing::new(plan), why));
     }
 

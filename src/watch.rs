@@ -33,16 +33,30 @@ pub fn pseudo_fs_at(path: &Path) -> Option<&'static str> {
     pseudo_fs_name(fs_type)
 }
 
-fn limit_hint(e: &io::Error) -> &'static str {
+fn limit_hint(e: &io::Error) -> String {
     match e.raw_os_error() {
         Some(libc::ENOSPC) => {
-            " (the inotify watch limit is reached: raise fs.inotify.max_user_watches, e.g. sysctl -w fs.inotify.max_user_watches=524288)"
+            " (the inotify watch limit is reached: raise fs.inotify.max_user_watches, e.g. \
+             sysctl -w fs.inotify.max_user_watches=524288)"
+                .into()
         }
-        Some(libc::EMFILE) => {
-            " (too many inotify instances: raise fs.inotify.max_user_instances, e.g. sysctl -w fs.inotify.max_user_instances=1024)"
+        Some(libc::EMFILE) if own_fds_exhausted() => {
+            let limit =
+                crate::sys::open_file_limit().map_or(String::new(), |n| format!(" (ulimit -n is {n})"));
+            format!(" (reinit's open-file limit is reached{limit}: raise it, e.g. ulimit -n 1024)")
         }
-        _ => "",
+        Some(libc::EMFILE) => " (too many inotify instances: raise fs.inotify.max_user_instances, e.g. \
+             sysctl -w fs.inotify.max_user_instances=1024)"
+            .into(),
+        _ => String::new(),
     }
+}
+
+/// Whether reinit has as many fds open as its soft limit allows (EMFILE then means that, not
+/// the inotify instance limit, which also reports EMFILE).
+fn own_fds_exhausted() -> bool {
+    let open = fs::read_dir("/proc/self/fd").map_or(0, |d| d.count().saturating_sub(1));
+    crate::sys::open_file_limit().is_some_and(|limit| open as u64 + 1 >= limit)
 }
 
 impl fmt::Display for WatchError {

@@ -4,6 +4,7 @@
 mod util;
 
 mod containers;
+mod faults;
 mod init;
 mod listen;
 mod readme;
