@@ -94,6 +94,8 @@ struct Loop {
     watch: Option<Watching>,
     /// When a restart for a change was decided: the new app's start logs how long it took.
     restart_since: Option<Instant>,
+    /// When `--on-change exit` began stopping the app, and what changed: logged at the exit.
+    exit_since: Option<(Instant, String)>,
     /// Sockets held for the app (`--listen` and socket activation); dropping them at exit
     /// removes the socket files reinit created.
     listeners: Vec<Listener>,
@@ -136,6 +138,7 @@ pub fn run(config: Config) -> Result<u8, StartError> {
         reaped: Vec::with_capacity(32),
         exit: None,
         restart_since: None,
+        exit_since: None,
     };
     if let Some(w) = lp.watch.as_mut() {
         let first = w.tracker.start();
@@ -532,7 +535,9 @@ impl Loop {
             }
             (OnChange::Signal(_), Some(pid)) => info!("{what}: {doing} (pid {pid})"),
             (OnChange::Signal(_), None) => info!("{what}: no app running, nothing to signal"),
-            (OnChange::Exit(_), Some(_)) => info!("{what}: going to {doing}"),
+            (OnChange::Exit(_), Some(_)) => {
+                self.exit_since.get_or_insert((now, what.to_string()));
+            }
             (OnChange::Exit(code), None) => info!("{what}: exiting with {code}"),
             (OnChange::Siblings(_), _) => {}
         }
@@ -645,6 +650,9 @@ impl Loop {
                     Human(delay)
                 ),
                 Action::Exit(code) => {
+                    if let Some((since, what)) = self.exit_since.take() {
+                        info!("{what}: stopped the app in {}, exiting with {code}", Human(since.elapsed()));
+                    }
                     self.exit = Some(code);
                     return;
                 }

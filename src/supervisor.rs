@@ -330,7 +330,9 @@ impl Supervisor {
                 self.kill_now(now)
             }
             Phase::Stopping { .. } => {
-                self.then = Then::ExitWithApp;
+                if !self.final_stop() {
+                    self.then = Then::ExitWithApp; // shutting down wins over a restart
+                }
                 self.kill_now(now)
             }
             _ => Vec::new(),
@@ -660,6 +662,16 @@ mod tests {
         s.group_gone(t0, false);
         assert_eq!(s.received(t0, TERM), [Exit(143)]);
         assert!(!s.may_spawn());
+    }
+
+    #[test]
+    fn a_second_term_during_an_exit_on_change_keeps_its_code() {
+        let t0 = Instant::now();
+        let mut s = running(policy(), t0);
+        s.change(t0, OnChange::Exit(3));
+        assert_eq!(s.received(t0, TERM), [Send(Group(APP), KILL)]);
+        s.reaped(t0, APP, 137);
+        assert_eq!(s.group_gone(t0, false), [Exit(3)]);
     }
 
     #[test]

@@ -1,4 +1,4 @@
-//! End to end in real containers (issue 7, and issue 5's pod test; DESIGN.md §8): podman with
+//! End to end in real containers and pods: podman with
 //! runc, images built locally — the repo's `Dockerfile` (FROM scratch) and a busybox-static
 //! rootfs — from the static musl binaries, and the `k8s/` manifests played with
 //! `podman kube play`, their ConfigMap volume replaced by a host directory that the kubelet

@@ -1,4 +1,4 @@
-//! Config watching (issue 4, DESIGN.md §2 and §4), one test per behaviour, driving the real
+//! Config watching, one test per behaviour, driving the real
 //! binary against `examples/fake_app.rs` while `tests/util/kubelet.rs` (or a naive writer)
 //! changes the watched paths.
 //!

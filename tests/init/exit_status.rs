@@ -1,4 +1,4 @@
-//! Issue 3 point 1: reinit's exit status (DESIGN.md §2 table).
+//! reinit's exit status (the table in `reinit --help` and the README).
 
 use super::start;
 use crate::util::{DEADLINE, Proc, TempDir, num_field, reinit_cmd, signal_pid};

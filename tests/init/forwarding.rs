@@ -1,4 +1,4 @@
-//! Issue 3 point 2: every catchable signal reaches the app; `--forward`; `--map-signal`.
+//! Every catchable signal reaches the app; `--forward`; `--map-signal`.
 
 use super::{start, with_app};
 use crate::util::{DEADLINE, Proc, as_pid1, fake_app, line_eq, reinit_cmd};

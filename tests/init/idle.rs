@@ -1,4 +1,4 @@
-//! Issue 3 point 6: no periodic timer — reinit does not wake up while nothing happens.
+//! No periodic timer — reinit does not wake up while nothing happens.
 
 use super::start;
 use crate::util::{DEADLINE, poll_until};

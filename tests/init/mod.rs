@@ -1,13 +1,13 @@
-//! The init contract (issue 3, DESIGN.md §2–§3), one test per behaviour, driving the real
-//! binary against `examples/fake_app.rs`. Grouped by the issue's numbered points:
+//! The init contract, one test per behaviour, driving the real binary against the `fake_app`
+//! fixture. Grouped by what an init must do:
 //!
-//! 1. [`exit_status`] — exit statuses; [`usage`] — usage errors, help, version, env fallbacks
-//! 2. [`forwarding`] — signal forwarding, `--forward`, `--map-signal`
-//! 3. [`stop`] — the stop sequence
-//! 4. [`reaping`] — zombies, orphans, subreaper, SIGCHLD ignored
-//! 5. [`transparency`], [`pty`] — argv/env/cwd/stdio/mask/fds, job control
-//! 6. [`idle`] — no wake-ups
-//! 7. [`restart`] — `--restart-on-exit`
+//! - [`exit_status`] — exit statuses; [`usage`] — usage errors, help, version, env fallbacks
+//! - [`forwarding`] — signal forwarding, `--forward`, `--map-signal`
+//! - [`stop`] — the stop sequence
+//! - [`reaping`] — zombies, orphans, subreaper, SIGCHLD ignored
+//! - [`transparency`], [`pty`] — argv/env/cwd/stdio/mask/fds, job control
+//! - [`idle`] — no wake-ups
+//! - [`restart`] — `--restart-on-exit`
 
 mod exit_status;
 mod forwarding;

@@ -1,4 +1,4 @@
-//! Issue 3 point 5: under a terminal, the app takes the foreground, so an interactive
+//! Under a terminal, the app takes the foreground, so an interactive
 //! `bash` under reinit has job control and Ctrl-C reaches the job.
 
 use crate::util::{DEADLINE, LineReader, Proc, fake_app, num_field, reinit_bin};

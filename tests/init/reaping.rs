@@ -1,4 +1,4 @@
-//! Issue 3 point 4: reaping as PID 1 and as a subreaper; SIGCHLD ignored at start.
+//! Reaping as PID 1 and as a subreaper; SIGCHLD ignored at start.
 
 use super::with_app;
 use crate::util::{

@@ -1,4 +1,4 @@
-//! Issue 3 point 7: `--restart-on-exit` with exponential backoff (1 s, doubling).
+//! `--restart-on-exit` with exponential backoff (1 s, doubling).
 
 use super::with_app;
 use crate::util::{DEADLINE, Proc, num_field, reinit_cmd};

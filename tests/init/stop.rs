@@ -1,4 +1,4 @@
-//! Issue 3 point 3: the stop sequence (DESIGN.md §3 "Stop sequence", "App exits by itself").
+//! The stop sequence: on SIGTERM, and when the app exits by itself.
 
 use super::{start, with_app};
 use crate::util::{
@@ -83,7 +83,7 @@ fn second_term_or_int_kills_at_once() {
 fn stop_signal_reaches_rest_of_group_with_forward_child() {
     // The app, a shell, takes 2 s to exit after TERM (a slow shutdown: part of the fixture, not
     // synchronisation). fake_app, a member of its process group, must get the stop signal —
-    // from reinit's group stop (DESIGN §3), or at the latest when the app has exited and its
+    // from reinit's group stop, or at the latest when the app has exited and its
     // leftovers are stopped — not only SIGKILL when the 30 s stop timeout ends.
     let script = "trap 'sleep 2; exit 0' TERM; \"$0\" & wait";
     let mut p = Proc::spawn(reinit_cmd([

@@ -1,4 +1,4 @@
-//! Issue 3 point 5: argv, environment, stdio, cwd, signal mask/dispositions and fds pass
+//! Argv, environment, stdio, cwd, signal mask/dispositions and fds pass
 //! through reinit untouched; stdout carries only the app's output.
 
 use super::{start, with_app};

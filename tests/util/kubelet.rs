@@ -3,7 +3,7 @@
 //! projected volumes, plus the naive ways a file changes outside Kubernetes (editors, `echo >`,
 //! `ln -sfn`, `rm` + re-create).
 //!
-//! A volume written by [`Kubelet`] looks exactly like one on a node (DESIGN.md §4):
+//! A volume written by [`Kubelet`] looks exactly like one on a node:
 //!
 //! ```text
 //! dir/
@@ -16,7 +16,7 @@
 //! [`Kubelet::write`] performs the same system calls in the same order as the real writer.
 //! Go iterates its payload map in random order; so does this simulator (shuffled key order).
 //! Current kubelets (the order since the reorder that answered kubernetes/kubernetes#93686,
-//! 2021 per DESIGN.md):
+//! 2021):
 //!
 //! 1. `readlink ..data` (ENOENT: first write, go to 4);
 //! 2. walk the old data dir: the paths the payload no longer has are to be removed;

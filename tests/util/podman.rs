@@ -28,7 +28,7 @@ use std::time::Duration;
 /// Prefix of every name this module hands out.
 pub const PREFIX: &str = "reinit-e2e";
 
-/// The configuration DESIGN.md §8 gives for these machines (no systemd, runc, no ulimits).
+/// The podman configuration for machines without systemd: runc, cgroupfs, no default ulimits.
 const CONTAINERS_CONF: &str =
     "[containers]\ndefault_ulimits = []\n\n[engine]\nruntime = \"runc\"\ncgroup_manager = \"cgroupfs\"\n";
 const CONTAINERS_CONF_PATH: &str = "/etc/containers/containers.conf";
