@@ -121,9 +121,11 @@ impl ChangeTracker {
         self.phase == Phase::Starting
     }
 
-    /// Inotify reported something that may be new content: read again after the quiet period.
-    pub fn events(&mut self, now: Instant) {
-        self.settle_at = Some(crate::time::after(now, self.policy.debounce));
+    /// Inotify reported something that may be new content: read again after the quiet period;
+    /// on a kubelet `commit` (the `..data` swap: the whole update is live), read now.
+    pub fn events(&mut self, now: Instant, commit: bool) {
+        let wait = if commit { Duration::ZERO } else { self.policy.debounce };
+        self.settle_at = Some(crate::time::after(now, wait));
     }
 
     pub fn next_deadline(&self) -> Option<Instant> {
@@ -321,8 +323,8 @@ mod tests {
     fn debounce_restarts_the_quiet_period_at_each_event() {
         let t0 = Instant::now();
         let mut c = started(policy(), t0, snap(&[("a", Some(1))]));
-        c.events(t0);
-        c.events(t0 + ms(80));
+        c.events(t0, false);
+        c.events(t0 + ms(80), false);
         assert_eq!(c.next_deadline(), Some(t0 + ms(180)));
         assert!(c.tick(t0 + ms(150)).is_empty(), "still within the quiet period");
         assert_eq!(c.tick(t0 + ms(180)), [Step::Scan]);
@@ -332,14 +334,41 @@ mod tests {
     }
 
     #[test]
+    fn a_kubelet_commit_is_read_at_once_other_events_wait_for_the_quiet_period() {
+        let t0 = Instant::now();
+        let mut c = started(policy(), t0, snap(&[("a", Some(1))]));
+        c.events(t0, false);
+        c.events(t0 + ms(5), true);
+        assert_eq!(c.next_deadline(), Some(t0 + ms(5)), "no debounce after the swap");
+        assert_eq!(c.tick(t0 + ms(5)), [Step::Scan]);
+        let steps = c.scanned(t0 + ms(6), snap(&[("a", Some(2)), ("b", Some(3))]), ms(0));
+        assert_eq!(acted(&steps), Some((OnChange::Restart, 2, false)));
+        // the kubelet then creates the new key's top-level symlink: debounced, and no change
+        c.events(t0 + ms(7), false);
+        assert!(c.tick(t0 + ms(8)).is_empty());
+        assert_eq!(c.tick(t0 + ms(107)), [Step::Scan]);
+        assert_eq!(
+            c.scanned(t0 + ms(108), snap(&[("a", Some(2)), ("b", Some(3))]), ms(0)),
+            [Step::Unchanged]
+        );
+        // a swap that changed nothing watched does nothing
+        c.events(t0 + ms(200), true);
+        c.tick(t0 + ms(200));
+        assert_eq!(
+            c.scanned(t0 + ms(201), snap(&[("a", Some(2)), ("b", Some(3))]), ms(0)),
+            [Step::Unchanged]
+        );
+    }
+
+    #[test]
     fn the_same_content_again_is_no_change() {
         let t0 = Instant::now();
         let mut c = started(policy(), t0, snap(&[("a", Some(1))]));
-        c.events(t0);
+        c.events(t0, false);
         c.tick(t0 + ms(100));
         assert_eq!(c.scanned(t0 + ms(100), snap(&[("a", Some(1))]), ms(0)), [Step::Unchanged]);
         // acted-on content is the new reference
-        c.events(t0);
+        c.events(t0, false);
         c.tick(t0 + ms(100));
         assert!(acted(&c.scanned(t0, snap(&[("a", Some(2))]), ms(0))).is_some());
         c.tick(t0 + ms(200));
@@ -350,9 +379,9 @@ mod tests {
     fn events_during_a_read_start_it_again() {
         let t0 = Instant::now();
         let mut c = started(policy(), t0, snap(&[("a", Some(1))]));
-        c.events(t0);
+        c.events(t0, false);
         assert_eq!(c.tick(t0 + ms(100)), [Step::Scan]);
-        c.events(t0 + ms(110));
+        c.events(t0 + ms(110), false);
         assert_eq!(c.tick(t0 + ms(210)), [Step::Scan], "the read in progress is dropped for a new one");
     }
 
@@ -362,18 +391,18 @@ mod tests {
         // the swap's event brings a second read that sees the new one.
         let t0 = Instant::now();
         let mut c = started(policy(), t0, snap(&[("a", Some(1)), ("b", Some(1))]));
-        c.events(t0);
+        c.events(t0, false);
         c.tick(t0 + ms(100));
         assert_eq!(
             c.scanned(t0 + ms(100), snap(&[("a", Some(1)), ("b", Some(1))]), ms(0)),
             [Step::Unchanged]
         );
-        c.events(t0 + ms(101));
+        c.events(t0 + ms(101), false);
         c.tick(t0 + ms(201));
         let steps = c.scanned(t0 + ms(201), snap(&[("a", Some(2)), ("b", Some(1)), ("c", Some(3))]), ms(0));
         assert_eq!(acted(&steps), Some((OnChange::Restart, 2, false)));
         // the removal of a key after the swap is one more real change
-        c.events(t0 + ms(300));
+        c.events(t0 + ms(300), false);
         c.tick(t0 + ms(400));
         let steps = c.scanned(t0 + ms(400), snap(&[("a", Some(2)), ("c", Some(3))]), ms(0));
         assert_eq!(acted(&steps), Some((OnChange::Restart, 1, false)));
@@ -384,7 +413,7 @@ mod tests {
         let t0 = Instant::now();
         let p = ChangePolicy { validation: Validation::PerFile, ..policy() };
         let mut c = started(p, t0, snap(&[("a", Some(1)), ("b", Some(1))]));
-        c.events(t0);
+        c.events(t0, false);
         c.tick(t0 + ms(100));
         let steps = c.scanned(t0, snap(&[("a", Some(2)), ("b", Some(2))]), ms(0));
         assert_eq!(steps, [Step::Validate(vec!["/d/a".into(), "/d/b".into()])], "each changed file");
@@ -392,16 +421,16 @@ mod tests {
         assert!(
             matches!(&steps[..], [Step::Refused { changes, why }] if changes.len() == 2 && why == "exit 1")
         );
-        c.events(t0 + ms(200));
+        c.events(t0 + ms(200), false);
         c.tick(t0 + ms(300));
         assert_eq!(c.scanned(t0, snap(&[("a", Some(2)), ("b", Some(2))]), ms(0)), [Step::StillRefused]);
-        c.events(t0 + ms(400));
+        c.events(t0 + ms(400), false);
         c.tick(t0 + ms(500));
         let steps = c.scanned(t0, snap(&[("a", Some(3)), ("b", Some(2))]), ms(0));
         assert!(matches!(&steps[..], [Step::Validate(_)]));
         assert_eq!(acted(&c.validated(Ok(()))), Some((OnChange::Restart, 2, false)));
         // back to the refused bytes: a change from what runs now, validated again
-        c.events(t0 + ms(600));
+        c.events(t0 + ms(600), false);
         c.tick(t0 + ms(700));
         let steps = c.scanned(t0, snap(&[("a", Some(2)), ("b", Some(2))]), ms(0));
         assert_eq!(steps, [Step::Validate(vec!["/d/a".into()])]);
@@ -412,12 +441,12 @@ mod tests {
         let t0 = Instant::now();
         let p = ChangePolicy { validation: Validation::PerFile, ..policy() };
         let mut c = started(p.clone(), t0, snap(&[("a", Some(1)), ("b", Some(1))]));
-        c.events(t0);
+        c.events(t0, false);
         c.tick(t0 + ms(100));
         let steps = c.scanned(t0, snap(&[("a", Some(1))]), ms(0));
         assert_eq!(acted(&steps), Some((OnChange::Restart, 1, false)), "only a removal: act at once");
         let mut c = started(ChangePolicy { validation: Validation::Once, ..p }, t0, snap(&[("a", Some(1))]));
-        c.events(t0);
+        c.events(t0, false);
         c.tick(t0 + ms(100));
         assert_eq!(c.scanned(t0, snap(&[]), ms(0)), [Step::Validate(vec![])], "without {{}}: once");
     }
@@ -427,10 +456,10 @@ mod tests {
         let t0 = Instant::now();
         let p = ChangePolicy { validation: Validation::Once, ..policy() };
         let mut c = started(p, t0, snap(&[("a", Some(1))]));
-        c.events(t0);
+        c.events(t0, false);
         c.tick(t0 + ms(100));
         c.scanned(t0, snap(&[("a", Some(2))]), ms(0));
-        c.events(t0 + ms(150));
+        c.events(t0 + ms(150), false);
         assert!(c.tick(t0 + ms(250)).is_empty(), "no read while the validator runs");
         let steps = c.validated(Ok(()));
         assert_eq!(acted(&steps), Some((OnChange::Restart, 1, false)));
@@ -442,7 +471,7 @@ mod tests {
         let t0 = Instant::now();
         let p = ChangePolicy { validation: Validation::Once, ..policy() };
         let mut c = started(p, t0, snap(&[("a", Some(1))]));
-        c.events(t0);
+        c.events(t0, false);
         c.tick(t0 + ms(100));
         c.scanned(t0, snap(&[("a", Some(2))]), ms(0));
         // the app crashed and restarts with content 3 meanwhile
@@ -455,12 +484,12 @@ mod tests {
     fn jitter_delays_the_action_once() {
         let t0 = Instant::now();
         let mut c = started(ChangePolicy { jitter: ms(1000), ..policy() }, t0, snap(&[("a", Some(1))]));
-        c.events(t0);
+        c.events(t0, false);
         c.tick(t0 + ms(100));
         assert_eq!(c.scanned(t0 + ms(100), snap(&[("a", Some(2))]), ms(700)), [Step::Jitter(ms(700))]);
         assert_eq!(c.next_deadline(), Some(t0 + ms(800)));
         // another event meanwhile does not move the jitter deadline
-        c.events(t0 + ms(300));
+        c.events(t0 + ms(300), false);
         c.tick(t0 + ms(400));
         assert!(c.scanned(t0 + ms(400), snap(&[("a", Some(3))]), ms(50)).is_empty());
         assert_eq!(c.next_deadline(), Some(t0 + ms(800)));
@@ -468,7 +497,7 @@ mod tests {
         let steps = c.scanned(t0 + ms(800), snap(&[("a", Some(3))]), ms(999));
         assert_eq!(acted(&steps), Some((OnChange::Restart, 1, false)));
         // the next change draws a new delay
-        c.events(t0 + ms(900));
+        c.events(t0 + ms(900), false);
         c.tick(t0 + ms(1000));
         assert_eq!(c.scanned(t0 + ms(1000), snap(&[("a", Some(4))]), ms(10)), [Step::Jitter(ms(10))]);
     }
@@ -477,12 +506,12 @@ mod tests {
     fn jitter_then_back_to_the_old_content_does_nothing() {
         let t0 = Instant::now();
         let mut c = started(ChangePolicy { jitter: ms(1000), ..policy() }, t0, snap(&[("a", Some(1))]));
-        c.events(t0);
+        c.events(t0, false);
         c.tick(t0 + ms(100));
         c.scanned(t0, snap(&[("a", Some(2))]), ms(500));
         c.tick(t0 + ms(600));
         assert_eq!(c.scanned(t0, snap(&[("a", Some(1))]), ms(0)), [Step::Unchanged]);
-        c.events(t0 + ms(700));
+        c.events(t0 + ms(700), false);
         c.tick(t0 + ms(800));
         assert_eq!(c.scanned(t0, snap(&[("a", Some(2))]), ms(5)), [Step::Jitter(ms(5))], "a fresh delay");
     }
@@ -491,10 +520,10 @@ mod tests {
     fn dry_run_moves_the_reference_and_says_so() {
         let t0 = Instant::now();
         let mut c = started(ChangePolicy { dry_run: true, ..policy() }, t0, snap(&[("a", Some(1))]));
-        c.events(t0);
+        c.events(t0, false);
         c.tick(t0 + ms(100));
         assert_eq!(acted(&c.scanned(t0, snap(&[("a", Some(2))]), ms(0))), Some((OnChange::Restart, 1, true)));
-        c.events(t0 + ms(200));
+        c.events(t0 + ms(200), false);
         c.tick(t0 + ms(300));
         assert_eq!(c.scanned(t0, snap(&[("a", Some(2))]), ms(0)), [Step::Unchanged], "logged once");
     }
@@ -503,13 +532,13 @@ mod tests {
     fn an_app_start_takes_what_changed_since_the_last_start() {
         let t0 = Instant::now();
         let mut c = started(policy(), t0, snap(&[("a", Some(1))]));
-        c.events(t0);
+        c.events(t0, false);
         c.tick(t0 + ms(100));
         c.scanned(t0, snap(&[("a", Some(2))]), ms(0));
         // another update lands during the stop and is read just before the start
         let (changes, _) = c.starting_app(&snap(&[("a", Some(3))]));
         assert_eq!(changes, [Changed { path: "/d/a".into(), old: Some(1), new: Some(3) }]);
-        c.events(t0 + ms(200));
+        c.events(t0 + ms(200), false);
         c.tick(t0 + ms(300));
         assert_eq!(c.scanned(t0, snap(&[("a", Some(3))]), ms(0)), [Step::Unchanged]);
     }
@@ -518,14 +547,14 @@ mod tests {
     fn unreadable_files_are_reported_once_and_change_nothing() {
         let t0 = Instant::now();
         let mut c = started(policy(), t0, snap(&[("a", Some(1))]));
-        c.events(t0);
+        c.events(t0, false);
         c.tick(t0 + ms(100));
         let steps = c.scanned(t0, snap(&[("a", None)]), ms(0));
         assert_eq!(steps, [Step::Unreadable(vec!["/d/a".into()]), Step::Unchanged]);
-        c.events(t0);
+        c.events(t0, false);
         c.tick(t0 + ms(100));
         assert_eq!(c.scanned(t0, snap(&[("a", None)]), ms(0)), [Step::Unchanged], "reported once");
-        c.events(t0);
+        c.events(t0, false);
         c.tick(t0 + ms(100));
         assert_eq!(c.scanned(t0, snap(&[("a", Some(1))]), ms(0)), [Step::Unchanged], "readable again");
     }
@@ -535,7 +564,7 @@ mod tests {
         let t0 = Instant::now();
         let p = ChangePolicy { on_change: OnChange::Signal(crate::signals::Signal::HUP), ..policy() };
         let mut c = started(p, t0, snap(&[("a", Some(1))]));
-        c.events(t0);
+        c.events(t0, false);
         c.tick(t0 + ms(100));
         assert_eq!(
             acted(&c.scanned(t0, snap(&[("a", Some(2))]), ms(0))),

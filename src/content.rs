@@ -117,9 +117,24 @@ pub const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
 /// opening could block or have effects.
 pub const NOT_A_REGULAR_FILE: u64 = 0x6e6f_745f_6669_6c65;
 
+/// One file to read: the path the app knows it by, where to read it now, and whether it is a
+/// regular file (anything else is never opened).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlanFile {
+    pub path: PathBuf,
+    pub read: PathBuf,
+    pub regular: bool,
+}
+
+impl PlanFile {
+    pub fn new(path: PathBuf, regular: bool) -> PlanFile {
+        PlanFile { read: path.clone(), path, regular }
+    }
+}
+
 /// What to read for one watched path, as found by the watcher's walk: `None` when the path
-/// does not exist, else its files with whether each is a regular file.
-pub type TargetPlan = Option<Vec<(PathBuf, bool)>>;
+/// does not exist, else its files.
+pub type TargetPlan = Option<Vec<PlanFile>>;
 
 /// The files of every watched path, to be hashed.
 #[derive(Debug, Default)]
@@ -142,10 +157,16 @@ struct Open {
     hash: u64,
 }
 
+/// A file waiting to be read, under its watched path.
+struct Queued {
+    target: PathBuf,
+    file: PlanFile,
+}
+
 /// Hashing a `Plan` a slice at a time.
 pub struct Hashing {
     snapshot: Snapshot,
-    queue: VecDeque<(PathBuf, PathBuf, bool)>,
+    queue: VecDeque<Queued>,
     open: Option<Open>,
     /// Files that could not be read, with why.
     pub errors: Vec<(PathBuf, io::Error)>,
@@ -163,7 +184,7 @@ impl Hashing {
                 }
                 Some(files) => {
                     snapshot.0.insert(target.clone(), Some(BTreeMap::new()));
-                    queue.extend(files.into_iter().map(|(path, regular)| (target.clone(), path, regular)));
+                    queue.extend(files.into_iter().map(|file| Queued { target: target.clone(), file }));
                 }
             }
         }
@@ -175,14 +196,15 @@ impl Hashing {
         let mut left = budget;
         loop {
             if self.open.is_none() {
-                let Some((target, path, regular)) = self.queue.pop_front() else {
+                let Some(Queued { target, file }) = self.queue.pop_front() else {
                     return Some(std::mem::take(&mut self.snapshot));
                 };
-                if !regular {
+                let path = file.path;
+                if !file.regular {
                     self.record(&target, path, Some(NOT_A_REGULAR_FILE));
                     continue;
                 }
-                match open_regular(&path) {
+                match open_regular(&file.read) {
                     Ok(Some(file)) => self.open = Some(Open { target, path, file, hash: FNV_OFFSET }),
                     Ok(None) => self.record(&target, path, Some(NOT_A_REGULAR_FILE)),
                     Err(e) if e.kind() == io::ErrorKind::NotFound => {} // gone since the walk
@@ -341,7 +363,7 @@ mod tests {
         fs::write(&big, &data).unwrap();
         fs::write(&small, b"x").unwrap();
         let plan = Plan(vec![
-            (dir.clone(), Some(vec![(big.clone(), true), (small.clone(), true)])),
+            (dir.clone(), Some(vec![PlanFile::new(big.clone(), true), PlanFile::new(small.clone(), true)])),
             (dir.join("missing"), None),
         ]);
         let mut h = Hashing::new(plan);

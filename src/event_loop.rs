@@ -418,7 +418,7 @@ impl Loop {
                         warn!("the inotify queue overflowed: re-reading every watched path");
                     }
                     if events.relevant {
-                        w.tracker.events(now);
+                        w.tracker.events(now, events.commit);
                     }
                 }
                 Err(e) => error!("{e}"),

@@ -4,7 +4,7 @@
 //! content hashing through the user-visible paths, which alone decides whether anything changed.
 //! Also detects `subPath` mounts, which never update.
 
-use crate::content::{Plan, TargetPlan, pseudo_fs_name};
+use crate::content::{Plan, PlanFile, TargetPlan, pseudo_fs_name};
 use crate::logging::shown;
 use inotify::{EventMask, Inotify, WatchDescriptor, WatchMask};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -179,12 +179,20 @@ impl Scan {
                 let mut files = Vec::new();
                 let mut seen = BTreeSet::new();
                 scan.watch(path.to_path_buf(), Role::Tree);
-                scan.walk(path, &mut files, &mut seen);
+                // A kubelet volume: its keys are what `..data` holds now. At the `..data` swap
+                // the top-level symlinks of added keys do not exist yet, and those of removed
+                // keys are still there: reading through `..data` sees the update as a whole.
+                let data = path.join(DATA_LINK);
+                let kubelet = fs::symlink_metadata(&data).is_ok_and(|m| m.file_type().is_symlink());
+                match kubelet && data.is_dir() {
+                    true => scan.walk(&data, path, &mut files, &mut seen),
+                    false => scan.walk(path, path, &mut files, &mut seen),
+                }
                 scan.content = Some(files);
             }
             Ok(m) => {
                 // Never open a FIFO or a device: opening could block or have effects.
-                scan.content = Some(vec![(path.to_path_buf(), m.is_file())]);
+                scan.content = Some(vec![PlanFile::new(path.to_path_buf(), m.is_file())]);
                 scan.watch_holder(path);
                 scan.watch_target_dir(path);
             }
@@ -209,9 +217,10 @@ impl Scan {
         }
     }
 
-    /// Hash every content file under `dir` (following symlinks, skipping noise), watching each
-    /// directory reached and the directories that symlinked files point into.
-    fn walk(&mut self, dir: &Path, files: &mut Vec<(PathBuf, bool)>, seen: &mut BTreeSet<PathBuf>) {
+    /// List every content file under `dir` (following symlinks, skipping noise) as the app
+    /// sees it under `shown`, watching each directory reached and the directories that
+    /// symlinked files point into.
+    fn walk(&mut self, dir: &Path, shown: &Path, files: &mut Vec<PlanFile>, seen: &mut BTreeSet<PathBuf>) {
         let Ok(real) = fs::canonicalize(dir) else { return };
         if !seen.insert(real.clone()) {
             return; // a symlink loop
@@ -231,9 +240,9 @@ impl Scan {
             let is_link = fs::symlink_metadata(&path).is_ok_and(|m| m.file_type().is_symlink());
             if meta.is_dir() {
                 self.watch(path.clone(), Role::Tree);
-                self.walk(&path, files, seen);
+                self.walk(&path, &shown.join(&name), files, seen);
             } else if meta.is_file() {
-                files.push((path.clone(), true));
+                files.push(PlanFile { path: shown.join(&name), read: path.clone(), regular: true });
                 if is_link {
                     self.watch_target_dir(&path);
                 }
@@ -257,6 +266,8 @@ pub struct Events {
     pub relevant: bool,
     /// The queue overflowed: events were lost, rescan.
     pub overflow: bool,
+    /// A kubelet commit: `..data` was replaced, the one moment an update goes live as a whole.
+    pub commit: bool,
 }
 
 impl Watcher {
@@ -338,6 +349,7 @@ impl Watcher {
                     // the directory is gone: re-arm on the next scan
                     out.relevant = true;
                 } else if relevant(roles, e.mask, e.name) {
+                    out.commit |= e.name.is_some_and(|n| n == DATA_LINK);
                     log::trace!(
                         "event {:?} {:?} in {:?}",
                         e.mask,
@@ -501,7 +513,7 @@ mod tests {
         let mut w = Watcher::new(vec![dir.clone(), dir.join("app.yaml")]).unwrap();
         let (plan, errors) = w.plan();
         assert!(errors.is_empty());
-        let files: Vec<_> = plan.0[0].1.as_ref().unwrap().iter().map(|(p, _)| p.clone()).collect();
+        let files: Vec<_> = plan.0[0].1.as_ref().unwrap().iter().map(|f| f.path.clone()).collect();
         assert_eq!(files, [dir.join("app.yaml"), dir.join("conf.d/x.conf")]);
         assert_eq!(plan.0[1].1.as_ref().unwrap().len(), 1);
         let watched: BTreeSet<_> = w.watched.values().map(|(p, _)| p.clone()).collect();
@@ -518,7 +530,7 @@ mod tests {
         nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
         let mut w = Watcher::new(vec![fifo.clone()]).unwrap();
         let (plan, _) = w.plan();
-        assert_eq!(plan.0[0].1, Some(vec![(fifo.clone(), false)]), "listed, not a regular file");
+        assert_eq!(plan.0[0].1, Some(vec![PlanFile::new(fifo.clone(), false)]), "listed, not a regular file");
         let mut hashing = crate::content::Hashing::new(plan);
         let snap = hashing.step(crate::content::SLICE).unwrap(); // would block if the FIFO were opened
         assert!(snap.0[&fifo].is_some());

@@ -1085,3 +1085,41 @@ fn subpath_mount_is_warned_about_once() {
     assert_eq!(lines.len(), 1, "warned once, nothing else\n{}", w.p.dump());
     assert!(lines[0].contains("never update"), "says why: {}", lines[0]);
 }
+
+// ---------------------------------------------------------------------------------------------
+// Acting at the kubelet's commit
+
+#[test]
+fn the_data_swap_acts_at_once_and_an_editor_save_waits_for_the_debounce() {
+    // A debounce far longer than the deadline: only the commit can explain a prompt restart.
+    let (_tmp, dir, mut k, file) = app_volume("commit");
+    let mut w = Watch::spawn(&["-w", &s(&dir), "--debounce", "60s"], &["--config", &file]);
+    for i in 1..=3 {
+        let v = format!("v{i}");
+        write_app(&mut k, &v);
+        w.p.wait_line(is_ready, DEADLINE);
+        w.starts += 1;
+        w.assert_config(&file, &v);
+    }
+    // Keys added and removed in one update: one restart, at the commit, with the whole update.
+    let extra = dir.join("extra.yaml");
+    k.write(&[("app.yaml", b"v4"), ("extra.yaml", b"x")]);
+    w.p.wait_line(is_ready, DEADLINE);
+    w.starts += 1;
+    w.assert_config(&file, "v4");
+    assert!(extra.exists());
+    k.write(&[("app.yaml", b"v4")]);
+    w.p.wait_line(is_ready, DEADLINE);
+    w.starts += 1;
+    assert_eq!(w.stderr_count("extra.yaml ("), 2, "added, then removed\n{}", w.p.dump());
+    // A plain file next to it, saved by an editor, waits for the debounce.
+    let tmp = TempDir::new("commit-plain");
+    let plain = tmp.path().join("app.conf");
+    fs::write(&plain, "p0").unwrap();
+    let f = s(&plain);
+    let mut w2 = Watch::spawn(&["-w", &f, "--debounce", "2s"], &["--config", &f]);
+    kubelet::write_via_rename(&plain, b"p1");
+    let early = poll_until(Duration::from_millis(1000), || w2.ready_count() > 1);
+    assert!(!early, "acted before the debounce\n{}", w2.p.dump());
+    w2.expect_restart(&f, "p1", "the editor save");
+}
