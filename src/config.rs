@@ -36,6 +36,9 @@ pub enum OnChange {
     Exit(u8),
     /// Signal the top processes of the pod's other containers.
     Siblings(i32),
+    /// `POST` to this endpoint. Parsed once and kept for the whole run (hence `'static`, which
+    /// keeps `OnChange` `Copy`).
+    Http(&'static crate::http::Endpoint),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -74,6 +77,8 @@ pub struct Config {
     pub parent_death_signal: Option<i32>,
     /// `--listen` sockets, in order (fd 3, 4, … in the app).
     pub listen: Vec<ListenSpec>,
+    /// `--metrics`: where to serve `/metrics`.
+    pub metrics: Option<std::net::SocketAddr>,
     pub dry_run: bool,
     /// env_logger filter: from -v/-q when given, else `REINIT_LOG`, else `info`.
     pub log_filter: String,
@@ -255,8 +260,14 @@ fn level_count(given: &Option<Given<String>>) -> Result<u8> {
 }
 
 fn on_change(g: &Given<String>) -> Result<OnChange> {
-    const EXPECTED: &str = "restart, signal:SIG, exit[:CODE] or siblings:SIG";
+    const EXPECTED: &str = "restart, signal:SIG, exit[:CODE], siblings:SIG or http://HOST[:PORT]/PATH";
     let v = g.value.trim();
+    if v.contains("://") {
+        return match crate::http::parse_url(v) {
+            Ok(endpoint) => Ok(OnChange::Http(Box::leak(Box::new(endpoint)))),
+            Err(why) => invalid(g, &why),
+        };
+    }
     let (kind, arg) = match v.split_once(':') {
         Some((k, a)) => (k.to_ascii_lowercase(), Some(a)),
         None => (v.to_ascii_lowercase(), None),
@@ -364,6 +375,10 @@ pub fn build(raw: Raw, reinit_log: Option<String>) -> Result<Config> {
             g.source
         )));
     }
+    let metrics = match &raw.metrics {
+        None => None,
+        Some(g) => Some(crate::metrics::parse_addr(&g.value).or_else(|why| invalid(g, &why))?),
+    };
     let dry_run = match &raw.dry_run {
         None => false,
         Some(g) => match parse_bool(&g.value) {
@@ -411,7 +426,7 @@ pub fn build(raw: Raw, reinit_log: Option<String>) -> Result<Config> {
         (Some(g), false) => Some(on_change(g)?),
         (None, false) if sidecar => {
             return Err(ConfigError::Usage(
-                "no COMMAND given (sidecar mode): add --on-change exit[:CODE], or give a COMMAND to run"
+                "no COMMAND given (sidecar mode): add --on-change exit[:CODE] or http://…, or give a COMMAND to run"
                     .into(),
             ));
         }
@@ -438,11 +453,11 @@ pub fn build(raw: Raw, reinit_log: Option<String>) -> Result<Config> {
             Some(OnChange::Restart) | Some(OnChange::Signal(_)) => {
                 return Err(ConfigError::Usage(
                     "--on-change restart and signal:SIG act on the app, but no COMMAND was given: \
-                     give one, or use --on-change siblings:SIG or exit[:CODE]"
+                     give one, or use --on-change siblings:SIG, exit[:CODE] or http://…"
                         .into(),
                 ));
             }
-            Some(OnChange::Exit(_)) | Some(OnChange::Siblings(_)) => {}
+            Some(OnChange::Exit(_)) | Some(OnChange::Siblings(_)) | Some(OnChange::Http(_)) => {}
         }
         if raw.restart_on_exit.is_some() {
             return Err(ConfigError::Usage("--restart-on-exit needs a COMMAND to restart".into()));
@@ -465,6 +480,7 @@ pub fn build(raw: Raw, reinit_log: Option<String>) -> Result<Config> {
         remap_exit,
         parent_death_signal,
         listen,
+        metrics,
         dry_run,
         log_filter,
     })
@@ -607,6 +623,28 @@ mod tests {
             cfg(&["-w", "/x", "--on-change", "SIGNAL:hup", "--validate", "check -c {}", "app"], &[]).unwrap();
         assert_eq!(c.on_change, Some(OnChange::Signal(1)));
         assert_eq!(c.validate.unwrap(), ["check", "-c", "{}"]);
+    }
+
+    #[test]
+    fn http_and_metrics() {
+        let c = cfg(&["-w", "/x", "--on-change", "http://127.0.0.1:9090/-/reload"], &[]).unwrap();
+        assert!(c.sidecar());
+        let Some(OnChange::Http(ep)) = c.on_change else { panic!("{:?}", c.on_change) };
+        assert_eq!(ep.path, "/-/reload");
+        assert!(cfg(&["-w", "/x", "--on-change", "http://[::1]:9090/-/reload", "app"], &[]).is_ok());
+        let err =
+            cfg(&["-w", "/x", "--on-change", "https://127.0.0.1/-/reload"], &[]).unwrap_err().to_string();
+        assert!(err.contains("--on-change") && err.contains("only plain HTTP to a local endpoint"), "{err}");
+        let err = cfg(&["-w", "/x", "--on-change", "http://prometheus:9090/"], &[]).unwrap_err().to_string();
+        assert!(err.contains("http://prometheus:9090/") && err.contains("not looked up"), "{err}");
+        assert_eq!(
+            cfg(&["--metrics", ":9533", "app"], &[]).unwrap().metrics,
+            Some("0.0.0.0:9533".parse().unwrap())
+        );
+        let c = cfg(&["app"], &[("REINIT_METRICS", "127.0.0.1:1")]).unwrap();
+        assert_eq!(c.metrics, Some("127.0.0.1:1".parse().unwrap()));
+        let err = cfg(&["--metrics", "9533", "app"], &[]).unwrap_err().to_string();
+        assert!(err.contains("--metrics") && err.contains("'9533'"), "{err}");
     }
 
     #[test]

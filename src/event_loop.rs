@@ -5,7 +5,10 @@
 use crate::actions::{Action, Policy, Supervisor, Target};
 use crate::child::{self, Spawn};
 use crate::config::{self, Config, Forward, OnChange};
+use crate::http::Reloader;
+use crate::metrics::{ActionKind, Cause, Metrics, MetricsServer};
 use crate::reap;
+use crate::retry::Outcome;
 use crate::siblings::{Procfs, Sibling};
 use crate::signals::{Received, Signals};
 use crate::sockets::{self, Listener, SocketsError};
@@ -131,6 +134,57 @@ struct Loop {
     /// Sockets held for the app (`--listen` and socket activation); dropping them at exit
     /// removes the socket files reinit created.
     listeners: Vec<Listener>,
+    /// `--on-change http://…`, `--metrics`: see `service_http`.
+    http: HttpParts,
+}
+
+/// The HTTP parts: the reload client, the metrics and their server, and what poll said about
+/// their sockets (kept between the poll and `service_http`, in the order `poll_all` asked).
+struct HttpParts {
+    reloader: Option<Reloader>,
+    metrics: Metrics,
+    server: Option<MetricsServer>,
+    reloader_revents: PollFlags,
+    server_revents: Vec<PollFlags>,
+}
+
+impl HttpParts {
+    fn new(config: &Config, server: Option<MetricsServer>) -> HttpParts {
+        let kind = config.on_change.map(|c| match c {
+            OnChange::Restart => ActionKind::Restart,
+            OnChange::Signal(_) => ActionKind::Signal,
+            OnChange::Exit(_) => ActionKind::Exit,
+            OnChange::Siblings(_) => ActionKind::Siblings,
+            OnChange::Http(_) => ActionKind::Http,
+        });
+        let reloader = match config.on_change {
+            Some(OnChange::Http(endpoint)) => Some(Reloader::new(endpoint.clone())),
+            _ => None,
+        };
+        let revents = Vec::with_capacity(1 + crate::metrics::MAX_CONNECTIONS);
+        HttpParts {
+            reloader,
+            metrics: Metrics::new(kind),
+            server,
+            reloader_revents: PollFlags::empty(),
+            server_revents: revents,
+        }
+    }
+
+    fn active(&self) -> bool {
+        self.reloader.is_some() || self.server.is_some()
+    }
+
+    fn next_deadline(&self) -> Option<Instant> {
+        let reload = self.reloader.as_ref().and_then(Reloader::next_deadline);
+        reload.into_iter().chain(self.server.as_ref().and_then(MetricsServer::next_deadline)).min()
+    }
+
+    fn reload_ended(&mut self, outcome: Option<Outcome>) {
+        if let Some(outcome) = outcome {
+            self.metrics.action(ActionKind::Http, outcome == Outcome::Success);
+        }
+    }
 }
 
 /// Runtime state of `--watch`.
@@ -190,7 +244,12 @@ pub fn run(config: Config) -> Result<u8, StartError> {
         true => None,
         false => Some(start_watching(&config)?),
     };
+    let mut http = HttpParts::new(&config, open_metrics(&config)?);
+    if let Some(w) = &watch {
+        http.metrics.content(&w.baseline);
+    }
     let mut lp = Loop {
+        http,
         listeners,
         watch,
         supervisor: Supervisor::new(policy),
@@ -207,6 +266,13 @@ pub fn run(config: Config) -> Result<u8, StartError> {
     let first = lp.supervisor.start();
     lp.execute(first);
     Ok(lp.run())
+}
+
+/// The `--metrics` listener.
+fn open_metrics(config: &Config) -> Result<Option<MetricsServer>, StartError> {
+    let Some(addr) = config.metrics else { return Ok(None) };
+    let bind_error = |err| StartError::Listen(SocketsError::Bind { addr: format!("--metrics {addr}"), err });
+    MetricsServer::bind(addr).map(Some).map_err(bind_error)
 }
 
 /// Sockets inherited through socket activation (`LISTEN_PID` = our pid), then `--listen` ones.
@@ -241,8 +307,10 @@ impl Loop {
             }
             let timeout = self.timeout();
             // With nothing but signals to wait for, sleep in the signalfd's read itself.
-            let signalled = if self.watch.is_none() && timeout == PollTimeout::NONE {
+            let signalled = if self.watch.is_none() && timeout == PollTimeout::NONE && !self.http.active() {
                 true
+            } else if self.http.active() {
+                self.poll_all(timeout)
             } else {
                 let signals = PollFd::new(self.signals.as_fd(), PollFlags::POLLIN);
                 let polled = match &self.watch {
@@ -277,6 +345,7 @@ impl Loop {
             actions.extend(self.reap(now));
             actions.extend(self.supervisor.tick(now));
             actions.extend(self.on_watch(now));
+            self.service_http(now);
             self.execute(actions);
             if self.supervisor.awaiting_group() && self.group_empty() {
                 let more = self.supervisor.group_gone(Instant::now());
@@ -285,10 +354,67 @@ impl Loop {
         }
     }
 
+    /// One poll over every fd, the HTTP ones included; their revents are kept for
+    /// `service_http`. Returns whether the signalfd is readable.
+    fn poll_all(&mut self, timeout: PollTimeout) -> bool {
+        let mut server_revents = std::mem::take(&mut self.http.server_revents);
+        server_revents.clear();
+        let mut fds = Vec::with_capacity(4 + crate::metrics::MAX_CONNECTIONS);
+        fds.push(PollFd::new(self.signals.as_fd(), PollFlags::POLLIN));
+        if let Some(w) = &self.watch {
+            fds.push(PollFd::new(w.watcher.as_fd(), PollFlags::POLLIN));
+        }
+        let first_http = fds.len();
+        let reloader_fd = self.http.reloader.as_ref().and_then(Reloader::fd);
+        let has_reloader_fd = reloader_fd.is_some();
+        fds.extend(reloader_fd.map(|(fd, events)| PollFd::new(fd, events)));
+        let first_server = fds.len();
+        if let Some(server) = &self.http.server {
+            fds.extend(server.fds().map(|(fd, events)| PollFd::new(fd, events)));
+        }
+        let signalled = match poll(&mut fds, timeout) {
+            Ok(_) => readable(&fds[0]),
+            Err(nix::errno::Errno::EINTR) => false,
+            Err(e) => {
+                error!("poll failed: {e}");
+                false
+            }
+        };
+        let revents = |fd: &PollFd<'_>| fd.revents().unwrap_or(PollFlags::empty());
+        let reloader_revents = if has_reloader_fd { revents(&fds[first_http]) } else { PollFlags::empty() };
+        server_revents.extend(fds[first_server..].iter().map(revents));
+        drop(fds);
+        self.http.reloader_revents = reloader_revents;
+        self.http.server_revents = server_revents;
+        signalled
+    }
+
+    /// The reload request's socket and deadlines, then the metrics connections.
+    fn service_http(&mut self, now: Instant) {
+        let http = &mut self.http;
+        if let Some(r) = http.reloader.as_mut() {
+            let ready = r.on_ready(now, std::mem::replace(&mut http.reloader_revents, PollFlags::empty()));
+            let ticked = r.tick(now);
+            http.reload_ended(ready);
+            http.reload_ended(ticked);
+        }
+        if let Some(server) = http.server.as_mut() {
+            server.on_ready(now, &http.server_revents, &http.metrics);
+            http.server_revents.clear();
+            server.tick(now);
+        }
+    }
+
     fn timeout(&self) -> PollTimeout {
         let now = Instant::now();
         let watch_deadlines = self.watch.iter().flat_map(|w| [w.settle_at, w.act_at]).flatten();
-        let deadline = self.supervisor.next_deadline().into_iter().chain(watch_deadlines).min();
+        let deadline = self
+            .supervisor
+            .next_deadline()
+            .into_iter()
+            .chain(watch_deadlines)
+            .chain(self.http.next_deadline())
+            .min();
         let mut wait = deadline.map(|d| d.saturating_duration_since(now));
         if self.supervisor.awaiting_group() {
             wait = Some(wait.map_or(GROUP_RECHECK, |w| w.min(GROUP_RECHECK)));
@@ -406,12 +532,14 @@ impl Loop {
         let Some(on_change) = self.config.on_change else { return Vec::new() };
         let Some(w) = self.watch.as_mut() else { return Vec::new() };
         let what = describe(changes);
+        self.http.metrics.change_seen();
         if let Some(argv) = &self.config.validate {
             let path = changes.iter().find(|c| c.new.is_some()).unwrap_or(&changes[0]).path.clone();
             if let Err(why) = child::validate(argv, &path, self.signals.app_mask(), self.config.stop_timeout)
             {
                 warn!("{what}: rejected, {why}; the running app is left untouched");
                 w.rejected = Some(snapshot);
+                self.http.metrics.validation_failed();
                 return Vec::new();
             }
         }
@@ -422,15 +550,23 @@ impl Loop {
             OnChange::Exit(code) => format!("stop the app and exit with {code}"),
             OnChange::Siblings(sig) => {
                 w.baseline = w.baseline.merged(&snapshot);
-                self.signal_siblings(now, sig, &what);
+                self.http.metrics.content(&w.baseline);
+                let ok = self.signal_siblings(now, sig, &what);
+                if !self.config.dry_run {
+                    self.http.metrics.change_acted();
+                    self.http.metrics.action(ActionKind::Siblings, ok);
+                }
                 return Vec::new();
             }
+            OnChange::Http(endpoint) => format!("POST to {}", endpoint.url),
         };
         if self.config.dry_run {
             info!("{what}: would {action} (--dry-run)");
             w.baseline = w.baseline.merged(&snapshot);
+            self.http.metrics.content(&w.baseline);
             return Vec::new();
         }
+        self.http.metrics.change_acted();
         match on_change {
             OnChange::Restart => {
                 w.restarting.get_or_insert(now);
@@ -444,40 +580,57 @@ impl Loop {
                     }
                     None => info!("{what}: no app running, nothing to signal"),
                 }
+                self.http.metrics.content(&w.baseline);
+                self.http.metrics.action(ActionKind::Signal, pid.is_some());
             }
-            OnChange::Exit(_) => info!("{what}: going to {action}"),
+            OnChange::Exit(_) => {
+                info!("{what}: going to {action}");
+                self.http.metrics.action(ActionKind::Exit, true);
+            }
             OnChange::Siblings(_) => {}
+            OnChange::Http(_) => {
+                w.baseline = w.baseline.merged(&snapshot);
+                self.http.metrics.content(&w.baseline);
+                if let Some(r) = self.http.reloader.as_mut() {
+                    let ended = r.content_changed(now, what);
+                    self.http.reload_ended(ended);
+                }
+                return Vec::new();
+            }
         }
         self.supervisor.change(now, on_change)
     }
 
     /// `siblings:SIG`: signal the top processes of the pod's other containers through pidfds,
     /// after checking each is still the process found by the scan.
-    fn signal_siblings(&self, now: Instant, sig: i32, what: &str) {
+    /// Returns whether siblings were found and all of them signalled.
+    fn signal_siblings(&self, now: Instant, sig: i32, what: &str) -> bool {
         let name = config::signal_name(sig);
         let procfs = Procfs::new("/proc");
         let found = match procfs.siblings(self.me, &self.config.siblings) {
             Ok(found) => found,
-            Err(e) => return error!("{what}: {e}"),
+            Err(e) => {
+                error!("{what}: {e}");
+                return false;
+            }
         };
         if found.is_empty() {
             let filter = match self.config.siblings.as_slice() {
                 [] => String::new(),
                 names => format!(" named {}", names.join(" or ")),
             };
-            return warn!(
+            warn!(
                 "{what}: no sibling process{filter} found to send SIG{name}; the pod needs \
                  shareProcessNamespace: true, and --sibling must match the process's comm or executable name"
             );
+            return false;
         }
         let list = |v: &[&Sibling]| {
             v.iter().map(|s| format!("{} (pid {})", s.name, s.pid)).collect::<Vec<_>>().join(", ")
         };
         if self.config.dry_run {
-            return info!(
-                "{what}: would send SIG{name} to {} (--dry-run)",
-                list(&found.iter().collect::<Vec<_>>())
-            );
+            info!("{what}: would send SIG{name} to {} (--dry-run)", list(&found.iter().collect::<Vec<_>>()));
+            return true;
         }
         let mut sent = Vec::new();
         for s in &found {
@@ -507,6 +660,7 @@ impl Loop {
         if !sent.is_empty() {
             info!("{what}: sent SIG{name} to {} in {} ms", list(&sent), now.elapsed().as_millis());
         }
+        sent.len() == found.len()
     }
 
     fn reap(&mut self, now: Instant) -> Vec<Action> {
@@ -521,6 +675,7 @@ impl Loop {
             let Some(code) = child::exit_code(r.status) else { continue };
             if Some(r.pid) == self.app && self.supervisor.app_running() {
                 debug!("app (pid {}) exited with status {code}", r.pid);
+                self.http.metrics.app_down();
                 actions.extend(self.supervisor.app_exited(now, code));
             } else {
                 debug!("reaped pid {} (status {code})", r.pid);
@@ -625,6 +780,7 @@ impl Loop {
             }
             let changes = snapshot.changes_from(&w.baseline);
             w.baseline = w.baseline.merged(&snapshot);
+            self.http.metrics.content(&w.baseline);
             if let Some(since) = w.restarting.take() {
                 let what =
                     if changes.is_empty() { "content back as before".into() } else { describe(&changes) };
@@ -632,7 +788,14 @@ impl Loop {
             }
         }
         let now = Instant::now();
-        match child::spawn(&spec) {
+        let cause = match (&restart_log, self.app) {
+            (Some(_), _) => Cause::Change,
+            (None, None) => Cause::First,
+            (None, Some(_)) => Cause::Exit,
+        };
+        let result = child::spawn(&spec);
+        self.http.metrics.app_spawned(cause, result.is_ok());
+        match result {
             Ok(pid) => {
                 debug!("started the app: pid {pid}");
                 if let Some((what, since)) = restart_log {
