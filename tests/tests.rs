@@ -4,8 +4,10 @@
 mod util;
 
 mod containers;
+mod http;
 mod init;
 mod listen;
+mod prometheus;
 mod readme;
 mod siblings;
 mod watch;
