@@ -9,6 +9,7 @@
 
 use crate::util::http_server::{free_port, get, sample};
 use crate::util::kubelet::{Kubelet, Options};
+use crate::util::podman::{self, Cleanup, podman_ok};
 use crate::util::{DEADLINE, Proc, TempDir, children_of, poll_until, prepare, reinit_cmd};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -31,7 +32,7 @@ pub fn tool(name: &str) -> PathBuf {
 
 /// A Prometheus configuration: scrape reinit's metrics every second, `version` as an external
 /// label so each version shows in `/api/v1/status/config`.
-fn config(version: &str, reinit_metrics: SocketAddr) -> String {
+fn config(version: &str, reinit_metrics: impl std::fmt::Display) -> String {
     format!(
         "global:\n  scrape_interval: 1s\n  external_labels:\n    version: {version}\n\
          scrape_configs:\n  - job_name: reinit\n    static_configs:\n      - targets: ['{reinit_metrics}']\n"
@@ -221,4 +222,102 @@ fn wrapping_prometheus_keeps_its_pid() {
     assert_eq!(sample(&body, "reinit_app_up"), Some(1.0));
     prom.p.signal(libc::SIGTERM);
     assert_eq!(prom.p.wait_code(DEADLINE), 0, "Prometheus stops cleanly on SIGTERM");
+}
+
+// ---------------------------------------------------------------------------------------------
+// k8s/prometheus.yaml with podman kube play
+
+/// An image built from local files standing in for both images of the manifest: Debian's
+/// `prometheus` and `promtool` (with the two glibc files they load) at `/bin`, as in
+/// Prometheus's own image, plus the static reinit at `/bin/reinit`. Removed on drop.
+struct LocalImage(String);
+
+impl LocalImage {
+    fn build() -> LocalImage {
+        let name = format!("localhost/{}:test", podman::name("prometheus"));
+        let dir = TempDir::new("prometheus-rootfs");
+        let root = dir.path();
+        let files = [
+            (tool("prometheus"), "bin/prometheus"),
+            (tool("promtool"), "bin/promtool"),
+            (podman::static_bins().reinit.clone(), "bin/reinit"),
+            (PathBuf::from("/lib/x86_64-linux-gnu/libc.so.6"), "lib/x86_64-linux-gnu/libc.so.6"),
+            (PathBuf::from("/lib64/ld-linux-x86-64.so.2"), "lib64/ld-linux-x86-64.so.2"),
+        ];
+        for (from, to) in files {
+            std::fs::create_dir_all(root.join(to).parent().unwrap()).unwrap();
+            std::fs::copy(&from, root.join(to)).unwrap_or_else(|e| panic!("{}: {e}", from.display()));
+        }
+        for d in ["etc", "tmp", "proc", "sys", "dev", "prometheus"] {
+            std::fs::create_dir_all(root.join(d)).unwrap();
+        }
+        let script = format!(
+            "tar -C {} -c . | podman import --quiet --change 'ENTRYPOINT [\"/bin/prometheus\"]' - {name}",
+            root.display()
+        );
+        let out = Command::new("sh").args(["-c", &script]).output().unwrap();
+        assert!(out.status.success(), "{script}: {}", String::from_utf8_lossy(&out.stderr));
+        LocalImage(name)
+    }
+}
+
+impl Drop for LocalImage {
+    fn drop(&mut self) {
+        let _ = podman::podman(&["rmi", "-f", "-i", &self.0]);
+    }
+}
+
+fn subst(text: &str, from: &str, to: &str) -> String {
+    assert!(text.contains(from), "{from:?} not in the manifest");
+    text.replace(from, to)
+}
+
+#[test]
+fn kube_play_prometheus_with_reinit_as_its_reload_sidecar() {
+    let _lock = podman::lock();
+    let image = LocalImage::build();
+    let mut cleanup = Cleanup::new();
+    let tmp = TempDir::new("kube-prometheus");
+    let (mut k, dir) = volume(&tmp, &config("v0", "localhost:9533"));
+    let name = podman::name("prometheus");
+    let (web, metrics) = (local(free_port()), local(free_port()));
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut yaml = std::fs::read_to_string(repo.join("k8s/prometheus.yaml")).unwrap();
+    yaml = subst(
+        &yaml,
+        "configMap: {name: prometheus-demo}",
+        &format!("hostPath: {{path: {}, type: Directory}}", dir.display()),
+    );
+    yaml = subst(&yaml, "name: prometheus-demo\n", &format!("name: {name}\n"));
+    yaml = subst(&yaml, "docker.io/prom/prometheus:v2.53.2", &image.0);
+    yaml = subst(&yaml, "localhost/reinit-prometheus:0.1.0", &image.0);
+    for (port_name, port, host) in [("web", 9090, web), ("metrics", 9533, metrics)] {
+        let from = format!("- {{name: {port_name}, containerPort: {port}}}");
+        let to = format!("- {{name: {port_name}, containerPort: {port}, hostPort: {}}}", host.port());
+        yaml = subst(&yaml, &from, &to);
+    }
+    let path = tmp.path().join("prometheus.yaml");
+    std::fs::write(&path, &yaml).unwrap();
+    let pod = format!("{name}-pod-0");
+    cleanup.kube(&yaml, &pod);
+    podman_ok(&["kube", "play", path.to_str().unwrap()]);
+    let reload = format!("{pod}-reload");
+    let logs = || podman::logs(&reload);
+    let ready = |addr, path| get(addr, path).is_ok_and(|(code, _)| code == 200);
+    assert!(poll_until(START, || ready(web, "/-/ready")), "{}", podman::logs(&format!("{pod}-prometheus")));
+    assert!(poll_until(DEADLINE, || ready(metrics, "/metrics")), "{}", logs());
+
+    assert!(k.write(&[("prometheus.yml", config("v1", "localhost:9533").as_bytes())]));
+    let applied = || get(web, "/api/v1/status/config").is_ok_and(|(_, b)| b.contains("version: v1"));
+    assert!(poll_until(DEADLINE, applied), "{}", logs());
+    assert!(poll_until(DEADLINE, || logs().contains("200 OK in")), "{}", logs());
+    let prom = |q: &str| {
+        let (_, body) = get(web, &format!("/api/v1/query?query={q}")).ok()?;
+        Some(body.split("\"value\":[").nth(1)?.split(",\"").nth(1)?.split('"').next()?.to_string())
+    };
+    let ingested = poll_until(DEADLINE, || {
+        prom("reinit_actions_total{action=\"http\",result=\"success\"}").as_deref() == Some("1")
+    });
+    assert!(ingested, "Prometheus in the pod scrapes the sidecar's metrics\n{}", logs());
+    assert_eq!(logs().matches("200 OK in").count(), 1, "{}", logs());
 }
