@@ -78,7 +78,7 @@ pub struct Config {
     /// `--listen` sockets, in order (fd 3, 4, … in the app).
     pub listen: Vec<ListenSpec>,
     /// `--metrics`: where to serve `/metrics`.
-    pub metrics: Option<std::net::SocketAddr>,
+    pub metrics: Option<crate::metrics::Bind>,
     pub dry_run: bool,
     /// env_logger filter: from -v/-q when given, else `REINIT_LOG`, else `info`.
     pub log_filter: String,
@@ -262,7 +262,7 @@ fn level_count(given: &Option<Given<String>>) -> Result<u8> {
 fn on_change(g: &Given<String>) -> Result<OnChange> {
     const EXPECTED: &str = "restart, signal:SIG, exit[:CODE], siblings:SIG or http://HOST[:PORT]/PATH";
     let v = g.value.trim();
-    if v.contains("://") {
+    if crate::http::is_url(v) {
         return match crate::http::parse_url(v) {
             Ok(endpoint) => Ok(OnChange::Http(Box::leak(Box::new(endpoint)))),
             Err(why) => invalid(g, &why),
@@ -377,7 +377,10 @@ pub fn build(raw: Raw, reinit_log: Option<String>) -> Result<Config> {
     }
     let metrics = match &raw.metrics {
         None => None,
-        Some(g) => Some(crate::metrics::parse_addr(&g.value).or_else(|why| invalid(g, &why))?),
+        Some(g) => {
+            let addr = crate::metrics::parse_addr(&g.value).or_else(|why| invalid(g, &why))?;
+            Some(crate::metrics::Bind { addr, text: g.value.trim().to_string() })
+        }
     };
     let dry_run = match &raw.dry_run {
         None => false,
@@ -637,12 +640,10 @@ mod tests {
         assert!(err.contains("--on-change") && err.contains("only plain HTTP to a local endpoint"), "{err}");
         let err = cfg(&["-w", "/x", "--on-change", "http://prometheus:9090/"], &[]).unwrap_err().to_string();
         assert!(err.contains("http://prometheus:9090/") && err.contains("not looked up"), "{err}");
-        assert_eq!(
-            cfg(&["--metrics", ":9533", "app"], &[]).unwrap().metrics,
-            Some("0.0.0.0:9533".parse().unwrap())
-        );
+        let c = cfg(&["--metrics", ":9533", "app"], &[]).unwrap();
+        assert_eq!(c.metrics.unwrap().addr, "0.0.0.0:9533".parse().unwrap());
         let c = cfg(&["app"], &[("REINIT_METRICS", "127.0.0.1:1")]).unwrap();
-        assert_eq!(c.metrics, Some("127.0.0.1:1".parse().unwrap()));
+        assert_eq!(c.metrics.unwrap().text, "127.0.0.1:1");
         let err = cfg(&["--metrics", "9533", "app"], &[]).unwrap_err().to_string();
         assert!(err.contains("--metrics") && err.contains("'9533'"), "{err}");
     }

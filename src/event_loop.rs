@@ -270,9 +270,10 @@ pub fn run(config: Config) -> Result<u8, StartError> {
 
 /// The `--metrics` listener.
 fn open_metrics(config: &Config) -> Result<Option<MetricsServer>, StartError> {
-    let Some(addr) = config.metrics else { return Ok(None) };
-    let bind_error = |err| StartError::Listen(SocketsError::Bind { addr: format!("--metrics {addr}"), err });
-    MetricsServer::bind(addr).map(Some).map_err(bind_error)
+    let Some(bind) = &config.metrics else { return Ok(None) };
+    let bind_error =
+        |err| StartError::Listen(SocketsError::Bind { addr: format!("--metrics {}", bind.text), err });
+    MetricsServer::bind(bind.addr).map(Some).map_err(bind_error)
 }
 
 /// Sockets inherited through socket activation (`LISTEN_PID` = our pid), then `--listen` ones.

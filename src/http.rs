@@ -32,22 +32,29 @@ pub struct Endpoint {
     pub url: String,
 }
 
-const EXAMPLE: &str = "http://127.0.0.1:9090/-/reload";
+/// `text` without its `prefix`, compared ignoring ASCII case.
+fn strip_prefix_ci<'a>(text: &'a str, prefix: &str) -> Option<&'a str> {
+    let head = text.get(..prefix.len())?;
+    head.eq_ignore_ascii_case(prefix).then(|| &text[prefix.len()..])
+}
+
+/// Whether `text` is meant as a URL (`http://` or `https://`).
+pub fn is_url(text: &str) -> bool {
+    strip_prefix_ci(text, "http://").is_some() || strip_prefix_ci(text, "https://").is_some()
+}
 
 /// Parse `http://HOST[:PORT][/PATH]` with HOST an IPv4 literal, `[IPv6]` or `localhost`.
 pub fn parse_url(text: &str) -> Result<Endpoint, String> {
     let url = text.trim();
-    let scheme_end = url.find("://").unwrap_or(0);
-    let scheme = url[..scheme_end].to_ascii_lowercase();
-    if scheme == "https" {
-        return Err(format!(
-            "plain http:// (only plain HTTP to a local endpoint is supported, not https://), e.g. {EXAMPLE}"
-        ));
+    if strip_prefix_ci(url, "https://").is_some() {
+        return Err(concat!(
+            "plain http:// (only plain HTTP to a local endpoint is supported, not https://), ",
+            "e.g. http://127.0.0.1:9090/-/reload"
+        )
+        .into());
     }
-    if scheme != "http" {
-        return Err(format!("an http:// URL such as {EXAMPLE}"));
-    }
-    let rest = &url[scheme_end + 3..];
+    let rest = strip_prefix_ci(url, "http://")
+        .ok_or(concat!("an http:// URL such as ", "http://127.0.0.1:9090/-/reload"))?;
     let (authority, path) = match rest.find(['/', '?']) {
         Some(i) => (&rest[..i], &rest[i..]),
         None => (rest, "/"),
@@ -232,7 +239,7 @@ impl Reloader {
     pub fn tick(&mut self, now: Instant) -> Option<Outcome> {
         if self.retry.timed_out(now) {
             let secs = crate::retry::ATTEMPT_TIMEOUT.as_secs();
-            return Some(self.end(now, Outcome::Retryable, &format!("no response within {secs} s")));
+            return Some(self.end(now, Outcome::Retryable, format_args!("no response within {secs} s")));
         }
         if !self.retry.due(now) {
             return None;
@@ -245,7 +252,7 @@ impl Reloader {
                 self.attempt = Some(Attempt { fd, phase, started: now });
                 if connected { self.on_ready(now, PollFlags::POLLOUT) } else { None }
             }
-            Err(e) => Some(self.end(now, Outcome::Retryable, &format!("cannot connect: {e}"))),
+            Err(e) => Some(self.end(now, Outcome::Retryable, format_args!("cannot connect: {e}"))),
         }
     }
 
@@ -260,9 +267,15 @@ impl Reloader {
                 Ok(0) => attempt.phase = Phase::Writing(0),
                 Ok(errno) => {
                     let e = Errno::from_raw(errno);
-                    return Some(self.end(now, Outcome::Retryable, &format!("cannot connect: {}", e.desc())));
+                    return Some(self.end(
+                        now,
+                        Outcome::Retryable,
+                        format_args!("cannot connect: {}", e.desc()),
+                    ));
                 }
-                Err(e) => return Some(self.end(now, Outcome::Retryable, &format!("cannot connect: {e}"))),
+                Err(e) => {
+                    return Some(self.end(now, Outcome::Retryable, format_args!("cannot connect: {e}")));
+                }
             }
         }
         if let Phase::Writing(sent) = attempt.phase {
@@ -270,7 +283,7 @@ impl Reloader {
             match write_some(fd, &self.request[sent..]) {
                 Ok(n) if sent + n == self.request.len() => attempt.phase = Phase::Reading,
                 Ok(n) => attempt.phase = Phase::Writing(sent + n),
-                Err(e) => return Some(self.end(now, Outcome::Retryable, &format!("cannot send: {e}"))),
+                Err(e) => return Some(self.end(now, Outcome::Retryable, format_args!("cannot send: {e}"))),
             }
         }
         if attempt.phase == Phase::Reading {
@@ -293,7 +306,7 @@ impl Reloader {
                 Err(Errno::EAGAIN) => break,
                 Err(Errno::EINTR) => continue,
                 Err(e) if self.kept == 0 => {
-                    return Some(self.end(now, Outcome::Retryable, &format!("no response: {e}")));
+                    return Some(self.end(now, Outcome::Retryable, format_args!("no response: {e}")));
                 }
                 // a reset after the response: judge what arrived
                 Err(_) => {
@@ -319,11 +332,11 @@ impl Reloader {
                 (outcome, message)
             }
         };
-        Some(self.end(now, outcome, &message))
+        Some(self.end(now, outcome, format_args!("{message}")))
     }
 
     /// Close the attempt, log how it ended, and tell the retry machine.
-    fn end(&mut self, now: Instant, outcome: Outcome, message: &str) -> Outcome {
+    fn end(&mut self, now: Instant, outcome: Outcome, message: std::fmt::Arguments<'_>) -> Outcome {
         let took = self.attempt.take().map_or(Duration::ZERO, |a| now.duration_since(a.started));
         let url = &self.endpoint.url;
         let ms = took.as_millis();

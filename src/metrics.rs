@@ -160,6 +160,13 @@ pub fn content_hash(snapshot: &Snapshot) -> u64 {
     h
 }
 
+/// `--metrics`: where to listen, and the value as given (for messages).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Bind {
+    pub addr: SocketAddr,
+    pub text: String,
+}
+
 /// Parse `[HOST]:PORT`: an empty HOST is every IPv4 address; HOST is an IP address (`[…]` for
 /// IPv6) or `localhost`.
 pub fn parse_addr(text: &str) -> Result<SocketAddr, String> {
