@@ -251,6 +251,8 @@ impl LocalImage {
         for d in ["etc", "tmp", "proc", "sys", "dev", "prometheus"] {
             std::fs::create_dir_all(root.join(d)).unwrap();
         }
+        // owned by nobody, as in Prometheus's image: podman copies it up into the emptyDir
+        std::os::unix::fs::chown(root.join("prometheus"), Some(65534), Some(65534)).unwrap();
         let script = format!(
             "tar -C {} -c . | podman import --quiet --change 'ENTRYPOINT [\"/bin/prometheus\"]' - {name}",
             root.display()
