@@ -94,6 +94,17 @@ fn describe(changes: &[Changed]) -> String {
     format!("{} changed", parts.join(", "))
 }
 
+/// What `on_change` does, for log lines.
+fn action_text(on_change: OnChange) -> String {
+    match on_change {
+        OnChange::Restart => "restart the app".to_string(),
+        OnChange::Signal(sig) => format!("send SIG{} to the app", config::signal_name(sig)),
+        OnChange::Exit(code) => format!("stop the app and exit with {code}"),
+        OnChange::Siblings(sig) => format!("send SIG{} to the sibling containers", config::signal_name(sig)),
+        OnChange::Http(endpoint) => format!("POST to {}", endpoint.url),
+    }
+}
+
 /// A uniformly random duration in [0, max].
 fn random_up_to(max: Duration) -> Duration {
     let mut seed = [0u8; 8];
@@ -149,7 +160,7 @@ struct HttpParts {
 }
 
 impl HttpParts {
-    fn new(config: &Config, server: Option<MetricsServer>) -> HttpParts {
+    fn new(config: &Config, server: Option<MetricsServer>, baseline: Option<&Snapshot>) -> HttpParts {
         let kind = config.on_change.map(|c| match c {
             OnChange::Restart => ActionKind::Restart,
             OnChange::Signal(_) => ActionKind::Signal,
@@ -162,13 +173,11 @@ impl HttpParts {
             _ => None,
         };
         let revents = Vec::with_capacity(1 + crate::metrics::MAX_CONNECTIONS);
-        HttpParts {
-            reloader,
-            metrics: Metrics::new(kind),
-            server,
-            reloader_revents: PollFlags::empty(),
-            server_revents: revents,
+        let mut metrics = Metrics::new(kind);
+        if let Some(baseline) = baseline {
+            metrics.content(baseline);
         }
+        HttpParts { reloader, metrics, server, reloader_revents: PollFlags::empty(), server_revents: revents }
     }
 
     fn active(&self) -> bool {
@@ -178,6 +187,22 @@ impl HttpParts {
     fn next_deadline(&self) -> Option<Instant> {
         let reload = self.reloader.as_ref().and_then(Reloader::next_deadline);
         reload.into_iter().chain(self.server.as_ref().and_then(MetricsServer::next_deadline)).min()
+    }
+
+    /// New content is live: the reload request is owed for it.
+    fn post(&mut self, now: Instant, what: String) {
+        if let Some(r) = self.reloader.as_mut() {
+            let ended = r.content_changed(now, what);
+            self.reload_ended(ended);
+        }
+    }
+
+    /// An action other than a restart or a request ended (`dry_run`: it was only logged).
+    fn acted(&mut self, kind: ActionKind, ok: bool, dry_run: bool) {
+        if !dry_run {
+            self.metrics.change_acted();
+            self.metrics.action(kind, ok);
+        }
     }
 
     fn reload_ended(&mut self, outcome: Option<Outcome>) {
@@ -244,10 +269,7 @@ pub fn run(config: Config) -> Result<u8, StartError> {
         true => None,
         false => Some(start_watching(&config)?),
     };
-    let mut http = HttpParts::new(&config, open_metrics(&config)?);
-    if let Some(w) = &watch {
-        http.metrics.content(&w.baseline);
-    }
+    let http = HttpParts::new(&config, open_metrics(&config)?, watch.as_ref().map(|w| &w.baseline));
     let mut lp = Loop {
         http,
         listeners,
@@ -526,14 +548,18 @@ impl Loop {
             return Vec::new();
         }
         w.act_at = None;
-        self.act_on_change(now, snapshot, &changes)
+        self.http.metrics.change_seen();
+        let actions = self.act_on_change(now, snapshot, &changes);
+        if let Some(w) = &self.watch {
+            self.http.metrics.content(&w.baseline);
+        }
+        actions
     }
 
     fn act_on_change(&mut self, now: Instant, snapshot: Snapshot, changes: &[Changed]) -> Vec<Action> {
         let Some(on_change) = self.config.on_change else { return Vec::new() };
         let Some(w) = self.watch.as_mut() else { return Vec::new() };
         let what = describe(changes);
-        self.http.metrics.change_seen();
         if let Some(argv) = &self.config.validate {
             let path = changes.iter().find(|c| c.new.is_some()).unwrap_or(&changes[0]).path.clone();
             if let Err(why) = child::validate(argv, &path, self.signals.app_mask(), self.config.stop_timeout)
@@ -545,26 +571,16 @@ impl Loop {
             }
         }
         w.rejected = None;
-        let action = match on_change {
-            OnChange::Restart => "restart the app".to_string(),
-            OnChange::Signal(sig) => format!("send SIG{} to the app", config::signal_name(sig)),
-            OnChange::Exit(code) => format!("stop the app and exit with {code}"),
-            OnChange::Siblings(sig) => {
-                w.baseline = w.baseline.merged(&snapshot);
-                self.http.metrics.content(&w.baseline);
-                let ok = self.signal_siblings(now, sig, &what);
-                if !self.config.dry_run {
-                    self.http.metrics.change_acted();
-                    self.http.metrics.action(ActionKind::Siblings, ok);
-                }
-                return Vec::new();
-            }
-            OnChange::Http(endpoint) => format!("POST to {}", endpoint.url),
-        };
+        if let OnChange::Siblings(sig) = on_change {
+            w.baseline = w.baseline.merged(&snapshot);
+            let ok = self.signal_siblings(now, sig, &what);
+            self.http.acted(ActionKind::Siblings, ok, self.config.dry_run);
+            return Vec::new();
+        }
+        let action = action_text(on_change);
         if self.config.dry_run {
             info!("{what}: would {action} (--dry-run)");
             w.baseline = w.baseline.merged(&snapshot);
-            self.http.metrics.content(&w.baseline);
             return Vec::new();
         }
         self.http.metrics.change_acted();
@@ -581,7 +597,6 @@ impl Loop {
                     }
                     None => info!("{what}: no app running, nothing to signal"),
                 }
-                self.http.metrics.content(&w.baseline);
                 self.http.metrics.action(ActionKind::Signal, pid.is_some());
             }
             OnChange::Exit(_) => {
@@ -591,11 +606,7 @@ impl Loop {
             OnChange::Siblings(_) => {}
             OnChange::Http(_) => {
                 w.baseline = w.baseline.merged(&snapshot);
-                self.http.metrics.content(&w.baseline);
-                if let Some(r) = self.http.reloader.as_mut() {
-                    let ended = r.content_changed(now, what);
-                    self.http.reload_ended(ended);
-                }
+                self.http.post(now, what);
                 return Vec::new();
             }
         }
