@@ -84,12 +84,16 @@ impl Prometheus {
         self.p.stderr_so_far().matches("Loading configuration file").count()
     }
 
-    /// The value of an instant query's first result, if any.
     fn query(&self, q: &str) -> Option<String> {
-        let (_, body) = get(self.addr, &format!("/api/v1/query?query={q}")).ok()?;
-        let value = body.split("\"value\":[").nth(1)?;
-        Some(value.split(",\"").nth(1)?.split('"').next()?.to_string())
+        query(self.addr, q)
     }
+}
+
+/// The value of an instant query's first result, if any, from the Prometheus at `addr`.
+fn query(addr: SocketAddr, q: &str) -> Option<String> {
+    let (_, body) = get(addr, &format!("/api/v1/query?query={q}")).ok()?;
+    let value = body.split("\"value\":[").nth(1)?;
+    Some(value.split(",\"").nth(1)?.split('"').next()?.to_string())
 }
 
 /// A kubelet volume holding `prometheus.yml`.
@@ -313,12 +317,8 @@ fn kube_play_prometheus_with_reinit_as_its_reload_sidecar() {
     let applied = || get(web, "/api/v1/status/config").is_ok_and(|(_, b)| b.contains("version: v1"));
     assert!(poll_until(DEADLINE, applied), "{}", logs());
     assert!(poll_until(DEADLINE, || logs().contains("200 OK in")), "{}", logs());
-    let prom = |q: &str| {
-        let (_, body) = get(web, &format!("/api/v1/query?query={q}")).ok()?;
-        Some(body.split("\"value\":[").nth(1)?.split(",\"").nth(1)?.split('"').next()?.to_string())
-    };
     let ingested = poll_until(DEADLINE, || {
-        prom("reinit_actions_total{action=\"http\",result=\"success\"}").as_deref() == Some("1")
+        query(web, "reinit_actions_total{action=\"http\",result=\"success\"}").as_deref() == Some("1")
     });
     assert!(ingested, "Prometheus in the pod scrapes the sidecar's metrics\n{}", logs());
     assert_eq!(logs().matches("200 OK in").count(), 1, "{}", logs());
