@@ -190,6 +190,8 @@ pub const MAX_CONNECTIONS: usize = 4;
 pub const MAX_REQUEST: usize = 4096;
 /// A connection must be answered and gone within this.
 pub const CONNECTION_DEADLINE: Duration = Duration::from_secs(3);
+/// How long to leave the listener alone after an accept error.
+const ACCEPT_PAUSE: Duration = Duration::from_secs(1);
 
 #[derive(Default)]
 struct Slot {
@@ -218,13 +220,16 @@ pub struct MetricsServer {
     slots: [Slot; MAX_CONNECTIONS],
     /// The rendered metrics, reused.
     body: String,
+    /// After an accept error (e.g. out of fds) the listener is left alone until then: it would
+    /// stay readable and spin the loop.
+    paused_until: Option<Instant>,
 }
 
 impl MetricsServer {
     pub fn bind(addr: SocketAddr) -> io::Result<MetricsServer> {
         let listener = TcpListener::bind(addr)?;
         listener.set_nonblocking(true)?;
-        Ok(MetricsServer { listener, slots: Default::default(), body: String::new() })
+        Ok(MetricsServer { listener, slots: Default::default(), body: String::new(), paused_until: None })
     }
 
     /// The listener, then every open connection, with the events wanted.
@@ -233,15 +238,19 @@ impl MetricsServer {
             let want = if s.sent.is_some() { PollFlags::POLLOUT } else { PollFlags::POLLIN };
             s.stream.as_ref().map(|st| (st.as_fd(), want))
         });
-        std::iter::once((self.listener.as_fd(), PollFlags::POLLIN)).chain(conns)
+        let listen = if self.paused_until.is_some() { PollFlags::empty() } else { PollFlags::POLLIN };
+        std::iter::once((self.listener.as_fd(), listen)).chain(conns)
     }
 
     pub fn next_deadline(&self) -> Option<Instant> {
-        self.slots.iter().filter_map(|s| s.deadline).min()
+        self.slots.iter().filter_map(|s| s.deadline).chain(self.paused_until).min()
     }
 
-    /// Close connections past their deadline.
+    /// Close connections past their deadline; resume accepting after a pause.
     pub fn tick(&mut self, now: Instant) {
+        if self.paused_until.is_some_and(|t| now >= t) {
+            self.paused_until = None;
+        }
         for slot in &mut self.slots {
             if slot.deadline.is_some_and(|d| now >= d) {
                 slot.close();
@@ -271,7 +280,11 @@ impl MetricsServer {
                 Ok((stream, _)) => stream,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
-                Err(e) => return log::debug!("metrics: accept: {e}"),
+                Err(e) => {
+                    log::warn!("metrics: cannot accept a connection: {e}");
+                    self.paused_until = Some(now + ACCEPT_PAUSE);
+                    return;
+                }
             };
             let Some(i) = self.slots.iter().position(|s| s.stream.is_none()) else {
                 log::debug!("metrics: {MAX_CONNECTIONS} connections open: closing a new one");
