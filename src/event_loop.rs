@@ -5,10 +5,9 @@
 use crate::actions::{Action, Policy, Supervisor, Target};
 use crate::child::{self, Spawn};
 use crate::config::{self, Config, Forward, OnChange};
-use crate::http::Reloader;
-use crate::metrics::{ActionKind, Cause, Metrics, MetricsServer};
+use crate::http_side::HttpSide;
+use crate::metrics::{ActionKind, Cause, MetricsServer};
 use crate::reap;
-use crate::retry::Outcome;
 use crate::siblings::{Procfs, Sibling};
 use crate::signals::{Received, Signals};
 use crate::sockets::{self, Listener, SocketsError};
@@ -145,71 +144,8 @@ struct Loop {
     /// Sockets held for the app (`--listen` and socket activation); dropping them at exit
     /// removes the socket files reinit created.
     listeners: Vec<Listener>,
-    /// `--on-change http://…`, `--metrics`: see `service_http`.
-    http: HttpParts,
-}
-
-/// The HTTP parts: the reload client, the metrics and their server, and what poll said about
-/// their sockets (kept between the poll and `service_http`, in the order `poll_all` asked).
-struct HttpParts {
-    reloader: Option<Reloader>,
-    metrics: Metrics,
-    server: Option<MetricsServer>,
-    reloader_revents: PollFlags,
-    server_revents: Vec<PollFlags>,
-}
-
-impl HttpParts {
-    fn new(config: &Config, server: Option<MetricsServer>, baseline: Option<&Snapshot>) -> HttpParts {
-        let kind = config.on_change.map(|c| match c {
-            OnChange::Restart => ActionKind::Restart,
-            OnChange::Signal(_) => ActionKind::Signal,
-            OnChange::Exit(_) => ActionKind::Exit,
-            OnChange::Siblings(_) => ActionKind::Siblings,
-            OnChange::Http(_) => ActionKind::Http,
-        });
-        let reloader = match config.on_change {
-            Some(OnChange::Http(endpoint)) => Some(Reloader::new(endpoint.clone())),
-            _ => None,
-        };
-        let revents = Vec::with_capacity(1 + crate::metrics::MAX_CONNECTIONS);
-        let mut metrics = Metrics::new(kind);
-        if let Some(baseline) = baseline {
-            metrics.content(baseline);
-        }
-        HttpParts { reloader, metrics, server, reloader_revents: PollFlags::empty(), server_revents: revents }
-    }
-
-    fn active(&self) -> bool {
-        self.reloader.is_some() || self.server.is_some()
-    }
-
-    fn next_deadline(&self) -> Option<Instant> {
-        let reload = self.reloader.as_ref().and_then(Reloader::next_deadline);
-        reload.into_iter().chain(self.server.as_ref().and_then(MetricsServer::next_deadline)).min()
-    }
-
-    /// New content is live: the reload request is owed for it.
-    fn post(&mut self, now: Instant, what: String) {
-        if let Some(r) = self.reloader.as_mut() {
-            let ended = r.content_changed(now, what);
-            self.reload_ended(ended);
-        }
-    }
-
-    /// An action other than a restart or a request ended (`dry_run`: it was only logged).
-    fn acted(&mut self, kind: ActionKind, ok: bool, dry_run: bool) {
-        if !dry_run {
-            self.metrics.change_acted();
-            self.metrics.action(kind, ok);
-        }
-    }
-
-    fn reload_ended(&mut self, outcome: Option<Outcome>) {
-        if let Some(outcome) = outcome {
-            self.metrics.action(ActionKind::Http, outcome == Outcome::Success);
-        }
-    }
+    /// `--on-change http://…`, `--metrics`.
+    http: HttpSide,
 }
 
 /// Runtime state of `--watch`.
@@ -269,7 +205,7 @@ pub fn run(config: Config) -> Result<u8, StartError> {
         true => None,
         false => Some(start_watching(&config)?),
     };
-    let http = HttpParts::new(&config, open_metrics(&config)?, watch.as_ref().map(|w| &w.baseline));
+    let http = HttpSide::new(&config, open_metrics(&config)?, watch.as_ref().map(|w| &w.baseline));
     let mut lp = Loop {
         http,
         listeners,
@@ -368,7 +304,7 @@ impl Loop {
             actions.extend(self.reap(now));
             actions.extend(self.supervisor.tick(now));
             actions.extend(self.on_watch(now));
-            self.service_http(now);
+            self.http.service(now);
             self.execute(actions);
             if self.supervisor.awaiting_group() && self.group_empty() {
                 let more = self.supervisor.group_gone(Instant::now());
@@ -377,24 +313,17 @@ impl Loop {
         }
     }
 
-    /// One poll over every fd, the HTTP ones included; their revents are kept for
-    /// `service_http`. Returns whether the signalfd is readable.
+    /// One poll over every fd, the HTTP ones included (their revents go back to `HttpSide`).
+    /// Returns whether the signalfd is readable.
     fn poll_all(&mut self, timeout: PollTimeout) -> bool {
-        let mut server_revents = std::mem::take(&mut self.http.server_revents);
-        server_revents.clear();
+        let mut revents = self.http.take_revents();
         let mut fds = Vec::with_capacity(4 + crate::metrics::MAX_CONNECTIONS);
         fds.push(PollFd::new(self.signals.as_fd(), PollFlags::POLLIN));
         if let Some(w) = &self.watch {
             fds.push(PollFd::new(w.watcher.as_fd(), PollFlags::POLLIN));
         }
         let first_http = fds.len();
-        let reloader_fd = self.http.reloader.as_ref().and_then(Reloader::fd);
-        let has_reloader_fd = reloader_fd.is_some();
-        fds.extend(reloader_fd.map(|(fd, events)| PollFd::new(fd, events)));
-        let first_server = fds.len();
-        if let Some(server) = &self.http.server {
-            fds.extend(server.fds().map(|(fd, events)| PollFd::new(fd, events)));
-        }
+        fds.extend(self.http.fds().map(|(fd, events)| PollFd::new(fd, events)));
         let signalled = match poll(&mut fds, timeout) {
             Ok(_) => readable(&fds[0]),
             Err(nix::errno::Errno::EINTR) => false,
@@ -403,29 +332,10 @@ impl Loop {
                 false
             }
         };
-        let revents = |fd: &PollFd<'_>| fd.revents().unwrap_or(PollFlags::empty());
-        let reloader_revents = if has_reloader_fd { revents(&fds[first_http]) } else { PollFlags::empty() };
-        server_revents.extend(fds[first_server..].iter().map(revents));
+        revents.extend(fds[first_http..].iter().map(|fd| fd.revents().unwrap_or(PollFlags::empty())));
         drop(fds);
-        self.http.reloader_revents = reloader_revents;
-        self.http.server_revents = server_revents;
+        self.http.set_revents(revents);
         signalled
-    }
-
-    /// The reload request's socket and deadlines, then the metrics connections.
-    fn service_http(&mut self, now: Instant) {
-        let http = &mut self.http;
-        if let Some(r) = http.reloader.as_mut() {
-            let ready = r.on_ready(now, std::mem::replace(&mut http.reloader_revents, PollFlags::empty()));
-            let ticked = r.tick(now);
-            http.reload_ended(ready);
-            http.reload_ended(ticked);
-        }
-        if let Some(server) = http.server.as_mut() {
-            server.on_ready(now, &http.server_revents, &http.metrics);
-            http.server_revents.clear();
-            server.tick(now);
-        }
     }
 
     fn timeout(&self) -> PollTimeout {

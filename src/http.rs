@@ -512,10 +512,14 @@ mod tests {
 
     #[test]
     fn refused_and_server_errors_are_retried_client_errors_not() {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let addr = listener.local_addr().unwrap();
-        drop(listener);
-        let mut r = Reloader::new(parse_url(&format!("http://{addr}/")).unwrap());
+        // bound but not listening: refused, and the port stays ours meanwhile
+        let flags = SockFlag::SOCK_CLOEXEC;
+        let bound = socket::socket(AddressFamily::Inet, SockType::Stream, flags, None).unwrap();
+        let any: SocketAddr = "127.0.0.1:0".parse().unwrap();
+        socket::bind(bound.as_raw_fd(), &SockaddrStorage::from(any)).unwrap();
+        let addr: SockaddrStorage = socket::getsockname(bound.as_raw_fd()).unwrap();
+        let port = addr.as_sockaddr_in().unwrap().port();
+        let mut r = Reloader::new(parse_url(&format!("http://127.0.0.1:{port}/")).unwrap());
         let first = r.content_changed(Instant::now(), "x".into());
         assert_eq!(drive(&mut r, first), Outcome::Retryable);
         assert!(matches!(r.step(), Step::Waiting { .. }));

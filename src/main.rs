@@ -8,6 +8,7 @@ mod cli;
 mod config;
 mod event_loop;
 mod http;
+mod http_side;
 mod metrics;
 mod reap;
 mod retry;
