@@ -21,6 +21,9 @@ pub struct HttpSide {
     server: Option<MetricsServer>,
     /// What poll returned for `fds()`, in that order (a buffer reused from one poll to the next).
     revents: Vec<PollFlags>,
+    /// Whether `revents` starts with the reload request's socket: a change between the poll and
+    /// `service` may start a request whose socket was not polled.
+    reloader_polled: bool,
 }
 
 impl HttpSide {
@@ -41,7 +44,7 @@ impl HttpSide {
         if let Some(baseline) = baseline {
             metrics.content(baseline);
         }
-        HttpSide { reloader, metrics, server, revents }
+        HttpSide { reloader, metrics, server, revents, reloader_polled: false }
     }
 
     /// Whether there is anything to poll or serve (else the loop need not know about HTTP).
@@ -85,6 +88,7 @@ impl HttpSide {
 
     /// What poll returned for `fds()`, in order.
     pub fn set_revents(&mut self, revents: Vec<PollFlags>) {
+        self.reloader_polled = self.reloader.as_ref().is_some_and(|r| r.fd().is_some());
         self.revents = revents;
     }
 
@@ -93,7 +97,7 @@ impl HttpSide {
         let revents = std::mem::take(&mut self.revents);
         let mut rest = &revents[..];
         if let Some(r) = self.reloader.as_mut() {
-            if r.fd().is_some()
+            if std::mem::take(&mut self.reloader_polled)
                 && let Some((first, tail)) = rest.split_first()
             {
                 rest = tail;
@@ -117,5 +121,45 @@ impl HttpSide {
         if let Some(outcome) = outcome {
             self.metrics.action(ActionKind::Http, outcome == Outcome::Success);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cli::Args;
+    use clap::Parser;
+    use std::io::{Read, Write};
+    use std::net::{TcpListener, TcpStream};
+    use std::time::Duration;
+
+    /// A change between the poll and `service` starts a request whose socket was not polled:
+    /// the revents of the metrics listener must still reach the metrics server.
+    #[test]
+    fn a_request_started_after_the_poll_leaves_the_servers_events_alone() {
+        let endpoint = TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}/-/reload", endpoint.local_addr().unwrap());
+        let args = Args::try_parse_from(["reinit", "-w", "/nonexistent", "--on-change", &url]).unwrap();
+        let config = crate::config::build(args.resolve(&|_| None), None).unwrap();
+        let server = MetricsServer::bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        let mut client = TcpStream::connect(server.local_addr()).unwrap();
+        client.write_all(b"GET /metrics HTTP/1.0\r\n\r\n").unwrap();
+        let mut side = HttpSide::new(&config, Some(server), None);
+
+        // the loop polled: only the metrics listener, which is readable
+        let mut revents = side.take_revents();
+        assert_eq!(side.fds().count(), 1);
+        revents.push(PollFlags::POLLIN);
+        side.set_revents(revents);
+        // then the change: a request starts
+        let now = Instant::now();
+        side.post(now, "x changed".into());
+        assert_eq!(side.fds().count(), 2, "the request's socket, then the listener");
+        side.service(now);
+
+        client.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let mut answer = String::new();
+        client.read_to_string(&mut answer).unwrap();
+        assert!(answer.starts_with("HTTP/1.1 200 OK"), "{answer:?}");
     }
 }

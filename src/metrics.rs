@@ -232,6 +232,11 @@ impl MetricsServer {
         Ok(MetricsServer { listener, slots: Default::default(), body: String::new(), paused_until: None })
     }
 
+    #[cfg(test)]
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener.local_addr().unwrap_or_else(|e| panic!("{e}"))
+    }
+
     /// The listener, then every open connection, with the events wanted.
     pub fn fds(&self) -> impl Iterator<Item = (BorrowedFd<'_>, PollFlags)> {
         let conns = self.slots.iter().filter_map(|s| {
