@@ -18,6 +18,12 @@ if [ ${#need_apt[@]} -gt 0 ]; then
   echo "== installing ${need_apt[*]}"
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}" >/dev/null
 fi
+# A real Prometheus and promtool for tests/prometheus.rs (Debian's package; its service is not
+# started without systemd, the tests run their own instances).
+if ! command -v prometheus >/dev/null 2>&1 || ! command -v promtool >/dev/null 2>&1; then
+  echo "== installing prometheus"
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus >/dev/null
+fi
 if [ ! -e /etc/containers/containers.conf ]; then
   # podman on these machines (no systemd, DESIGN.md §8): runc, cgroupfs, no default ulimits
   echo "== writing /etc/containers/containers.conf"

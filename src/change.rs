@@ -121,6 +121,11 @@ impl ChangeTracker {
         self.phase == Phase::Starting
     }
 
+    /// The content last acted on (or started with).
+    pub fn baseline(&self) -> &Snapshot {
+        &self.baseline
+    }
+
     /// Inotify reported something that may be new content: read again after the quiet period;
     /// on a kubelet `commit` (the `..data` swap: the whole update is live), read now.
     pub fn events(&mut self, now: Instant, commit: bool) {

@@ -42,8 +42,8 @@ pub struct Args {
     #[arg(short = 'w', long = "watch", allow_negative_numbers = true, value_name = "PATH")]
     pub watch: Vec<OsString>,
 
-    /// On a real content change: restart | signal:SIG | exit[:CODE] | siblings:SIG
-    /// [default: restart with a COMMAND, else required]
+    /// On a real content change: restart | signal:SIG | exit[:CODE] | siblings:SIG |
+    /// http://HOST[:PORT]/PATH (POST) [default: restart with a COMMAND, else required]
     #[arg(long = "on-change", allow_negative_numbers = true, value_name = "ACTION")]
     pub on_change: Option<String>,
 
@@ -99,6 +99,10 @@ pub struct Args {
     #[arg(long = "listen", allow_negative_numbers = true, value_name = "ADDR")]
     pub listen: Vec<String>,
 
+    /// Serve Prometheus metrics at http://[HOST]:PORT/metrics (empty HOST: every IPv4 address)
+    #[arg(long = "metrics", value_name = "[HOST]:PORT")]
+    pub metrics: Option<String>,
+
     /// Signal reinit receives when its parent dies, handled like any received signal
     #[arg(long = "parent-death-signal", allow_hyphen_values = true, value_name = "SIG")]
     pub parent_death_signal: Option<String>,
@@ -149,6 +153,7 @@ pub struct Raw {
     pub remap_exit: Vec<Given<String>>,
     pub listen: Vec<Given<String>>,
     pub parent_death_signal: Option<Given<String>>,
+    pub metrics: Option<Given<String>>,
     pub dry_run: Option<Given<String>>,
     pub verbose: Option<Given<String>>,
     pub quiet: Option<Given<String>>,
@@ -216,6 +221,7 @@ impl Args {
             remap_exit: list("remap-exit", self.remap_exit),
             listen: list("listen", self.listen),
             parent_death_signal: single("parent-death-signal", self.parent_death_signal),
+            metrics: single("metrics", self.metrics),
             dry_run,
             verbose: count("verbose", self.verbose),
             quiet: count("quiet", self.quiet),

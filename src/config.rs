@@ -51,6 +51,9 @@ pub enum OnChange {
     Exit(u8),
     /// Signal the top processes of the pod's other containers.
     Siblings(Signal),
+    /// `POST` to this endpoint. Parsed once and kept for the whole run (hence `'static`, which
+    /// keeps `OnChange` `Copy`).
+    Http(&'static crate::http::Endpoint),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -89,6 +92,8 @@ pub struct Config {
     pub parent_death_signal: Option<Signal>,
     /// `--listen` sockets, in order (fd 3, 4, … in the app).
     pub listen: Vec<ListenSpec>,
+    /// `--metrics`: where to serve `/metrics`.
+    pub metrics: Option<crate::metrics::Bind>,
     pub dry_run: bool,
     /// env_logger filter: from -v/-q when given, else `REINIT_LOG`, else `info`.
     pub log_filter: String,
@@ -231,8 +236,14 @@ fn parse_log_filter(raw: &Raw, reinit_log: Option<String>) -> Result<String> {
 }
 
 fn parse_on_change(g: &Given<String>) -> Result<OnChange> {
-    const EXPECTED: &str = "restart, signal:SIG, exit[:CODE] or siblings:SIG";
+    const EXPECTED: &str = "restart, signal:SIG, exit[:CODE], siblings:SIG or http://HOST[:PORT]/PATH";
     let v = g.value.trim();
+    if crate::http::is_url(v) {
+        return match crate::http::parse_url(v) {
+            Ok(endpoint) => Ok(OnChange::Http(Box::leak(Box::new(endpoint)))),
+            Err(why) => invalid(g, &why),
+        };
+    }
     let (kind, arg) = match v.split_once(':') {
         Some((k, a)) => (k.to_ascii_lowercase(), Some(a)),
         None => (v.to_ascii_lowercase(), None),
@@ -349,6 +360,11 @@ fn parse_listen(g: &Given<String>) -> Result<ListenSpec> {
     sockets::parse(&g.value).or_else(|why| invalid(g, &why))
 }
 
+fn parse_metrics(g: &Given<String>) -> Result<crate::metrics::Bind> {
+    let addr = crate::metrics::parse_addr(&g.value).or_else(|why| invalid(g, &why))?;
+    Ok(crate::metrics::Bind { addr, text: g.value.trim().to_string() })
+}
+
 fn each<T>(given: &[Given<String>], parse: fn(&Given<String>) -> Result<T>) -> Result<Vec<T>> {
     given.iter().map(parse).collect()
 }
@@ -372,6 +388,7 @@ fn parse(raw: &mut Raw, reinit_log: Option<String>) -> Result<Config> {
         remap_exit: each(&raw.remap_exit, parse_remap_exit)?,
         parent_death_signal: raw.parent_death_signal.as_ref().map(parse_signal).transpose()?,
         listen: each(&raw.listen, parse_listen)?,
+        metrics: raw.metrics.as_ref().map(parse_metrics).transpose()?,
         dry_run: parse_bool_option(&raw.dry_run)?,
         log_filter: parse_log_filter(raw, reinit_log)?,
     })
@@ -412,19 +429,19 @@ fn check_sidecar_rules(raw: &Raw, config: &Config) -> Result<()> {
         }
         None => {
             return usage(
-                "no COMMAND given (sidecar mode): add --on-change exit[:CODE] or siblings:SIG, \
-                 or give a COMMAND to run"
+                "no COMMAND given (sidecar mode): add --on-change exit[:CODE], siblings:SIG or \
+                 http://HOST:PORT/PATH, or give a COMMAND to run"
                     .into(),
             );
         }
         Some(OnChange::Restart | OnChange::Signal(_)) => {
             return usage(
                 "--on-change restart and signal:SIG act on the app, but no COMMAND was given: \
-                 give one, or use --on-change siblings:SIG or exit[:CODE]"
+                 give one, or use --on-change siblings:SIG, exit[:CODE] or http://HOST:PORT/PATH"
                     .into(),
             );
         }
-        Some(OnChange::Exit(_) | OnChange::Siblings(_)) => {}
+        Some(OnChange::Exit(_) | OnChange::Siblings(_) | OnChange::Http(_)) => {}
     }
     if let Some(g) = &raw.restart_on_exit {
         return usage(format!("{} needs a COMMAND to restart", g.source));
@@ -756,6 +773,26 @@ mod tests {
             cfg(&["-w", "/x", "--on-change", "SIGNAL:hup", "--validate", "check -c {}", "app"], &[]).unwrap();
         assert_eq!(c.on_change, Some(OnChange::Signal(Signal::HUP)));
         assert_eq!(c.validate.unwrap(), ["check", "-c", "{}"]);
+    }
+
+    #[test]
+    fn http_and_metrics() {
+        let c = cfg(&["-w", "/x", "--on-change", "http://127.0.0.1:9090/-/reload"], &[]).unwrap();
+        assert!(c.sidecar());
+        let Some(OnChange::Http(ep)) = c.on_change else { panic!("{:?}", c.on_change) };
+        assert_eq!(ep.path, "/-/reload");
+        assert!(cfg(&["-w", "/x", "--on-change", "http://[::1]:9090/-/reload", "app"], &[]).is_ok());
+        let err =
+            cfg(&["-w", "/x", "--on-change", "https://127.0.0.1/-/reload"], &[]).unwrap_err().to_string();
+        assert!(err.contains("--on-change") && err.contains("only plain HTTP to a local endpoint"), "{err}");
+        let err = cfg(&["-w", "/x", "--on-change", "http://prometheus:9090/"], &[]).unwrap_err().to_string();
+        assert!(err.contains("http://prometheus:9090/") && err.contains("not looked up"), "{err}");
+        let c = cfg(&["--metrics", ":9533", "app"], &[]).unwrap();
+        assert_eq!(c.metrics.unwrap().addr, "0.0.0.0:9533".parse().unwrap());
+        let c = cfg(&["app"], &[("REINIT_METRICS", "127.0.0.1:1")]).unwrap();
+        assert_eq!(c.metrics.unwrap().text, "127.0.0.1:1");
+        let err = cfg(&["--metrics", "9533", "app"], &[]).unwrap_err().to_string();
+        assert!(err.contains("--metrics") && err.contains("'9533'"), "{err}");
     }
 
     #[test]

@@ -78,6 +78,19 @@ impl Snapshot {
         out
     }
 
+    /// One hash over every watched path, file path and content (for the metrics' label).
+    pub fn fingerprint(&self) -> u64 {
+        let mut h = FNV_OFFSET;
+        for (target, content) in &self.0 {
+            h = fnv1a(target.as_os_str().as_encoded_bytes(), h);
+            for (path, file) in content.iter().flatten() {
+                h = fnv1a(path.as_os_str().as_encoded_bytes(), h);
+                h = fnv1a(&file.unwrap_or(0).to_le_bytes(), h);
+            }
+        }
+        h
+    }
+
     /// Files that exist but could not be read.
     pub fn unreadable(&self) -> BTreeSet<PathBuf> {
         let files = self.0.values().flatten().flat_map(|files| files.iter());
@@ -344,6 +357,14 @@ mod tests {
         assert_eq!(now.changes_from(&base.merged(&locked)).len(), 1);
         // unreadable from the start, then readable: a change
         assert_eq!(now.changes_from(&locked), [Changed { path: "/f".into(), old: None, new: Some(5) }]);
+    }
+
+    #[test]
+    fn the_fingerprint_follows_the_content() {
+        let one = snap(&[("/d", Some(&[("/d/a", Some(1))]))]);
+        assert_eq!(one.fingerprint(), one.clone().fingerprint());
+        assert_ne!(one.fingerprint(), snap(&[("/d", Some(&[("/d/a", Some(2))]))]).fingerprint());
+        assert_ne!(one.fingerprint(), snap(&[("/d", Some(&[("/d/b", Some(1))]))]).fingerprint());
     }
 
     #[test]

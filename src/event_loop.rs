@@ -8,7 +8,9 @@ use crate::change::{ChangePolicy, ChangeTracker, Step, Validation};
 use crate::child::{self, Spawn};
 use crate::config::{Config, OnChange};
 use crate::content::{self, Hashing};
+use crate::http_side::HttpSide;
 use crate::logging::shown;
+use crate::metrics::{self, ActionKind, MetricsServer};
 use crate::procfs::Procfs;
 use crate::reap;
 use crate::siblings::{self, Scan, Sibling};
@@ -99,6 +101,8 @@ struct Loop {
     /// Sockets held for the app (`--listen` and socket activation); dropping them at exit
     /// removes the socket files reinit created.
     listeners: Vec<Listener>,
+    /// `--on-change http://…` and `--metrics`.
+    http: HttpSide,
 }
 
 /// Set up signals, reaping and the parent-death signal, then run until the app's end.
@@ -125,7 +129,9 @@ pub fn run(config: Config) -> Result<u8, StartError> {
         true => None,
         false => Some(start_watching(&config, signals.app_mask())?),
     };
+    let http = HttpSide::new(&config, open_metrics(&config)?, None);
     let mut lp = Loop {
+        http,
         listeners,
         watch,
         supervisor: Supervisor::new(Policy::of(&config)),
@@ -220,6 +226,14 @@ fn start_watching(config: &Config, app_mask: u64) -> Result<Watching, StartError
     })
 }
 
+/// The `--metrics` listener.
+fn open_metrics(config: &Config) -> Result<Option<MetricsServer>, StartError> {
+    let Some(bind) = &config.metrics else { return Ok(None) };
+    let bind_error =
+        |err| StartError::Listen(SocketsError::Bind { addr: format!("--metrics {}", bind.text), err });
+    MetricsServer::bind(bind.addr).map(Some).map_err(bind_error)
+}
+
 /// Sockets inherited through socket activation (`LISTEN_PID` = our pid), then `--listen` ones.
 fn open_listeners(config: &Config) -> Result<Vec<Listener>, StartError> {
     let var = |name: &str| std::env::var(name).ok();
@@ -304,38 +318,47 @@ impl Loop {
             } else {
                 self.on_watch(now, &ready);
             }
+            self.http.service(now);
             self.check_stop_over();
         }
     }
 
     /// Poll until something happens or the nearest deadline; with nothing but signals to wait
     /// for, sleep in the signalfd's read itself.
-    fn wait(&self) -> Ready {
+    fn wait(&mut self) -> Ready {
         let timeout = self.timeout();
         let w = self.watch.as_ref();
-        let validator_fd = w.and_then(|w| w.validator.as_ref()).and_then(|v| v.fd());
-        if w.is_none() && timeout == PollTimeout::NONE {
+        if w.is_none() && !self.http.active() && timeout == PollTimeout::NONE {
             return Ready { signals: true, ..Ready::default() };
         }
+        let mut revents = self.http.take_revents();
         let mut fds = vec![PollFd::new(self.signals.as_fd(), PollFlags::POLLIN)];
-        if let Some(w) = w {
+        let inotify = w.map(|w| {
             fds.push(PollFd::new(w.watcher.as_fd(), PollFlags::POLLIN));
-        }
-        if let Some(fd) = validator_fd {
+            fds.len() - 1
+        });
+        let validator = w.and_then(|w| w.validator.as_ref()).and_then(|v| v.fd()).map(|fd| {
             fds.push(PollFd::new(fd, PollFlags::POLLIN));
-        }
-        match poll(&mut fds, timeout) {
+            fds.len() - 1
+        });
+        let first_http = fds.len();
+        fds.extend(self.http.fds().map(|(fd, events)| PollFd::new(fd, events)));
+        let ready = match poll(&mut fds, timeout) {
             Ok(_) => Ready {
                 signals: readable(&fds[0]),
-                inotify: fds.get(1).is_some_and(readable),
-                validator: fds.get(2).is_some_and(readable),
+                inotify: inotify.is_some_and(|i| readable(&fds[i])),
+                validator: validator.is_some_and(|i| readable(&fds[i])),
             },
             Err(nix::errno::Errno::EINTR) => Ready::default(),
             Err(e) => {
                 error!("poll failed: {e}");
                 Ready::default()
             }
-        }
+        };
+        revents.extend(fds[first_http..].iter().map(|fd| fd.revents().unwrap_or(PollFlags::empty())));
+        drop(fds);
+        self.http.set_revents(revents);
+        ready
     }
 
     fn timeout(&self) -> PollTimeout {
@@ -347,7 +370,13 @@ impl Loop {
         let watch_deadlines = w.into_iter().flat_map(|w| {
             [w.tracker.next_deadline(), w.validator.as_ref().and_then(Validator::next_deadline)]
         });
-        let deadline = self.supervisor.next_deadline().into_iter().chain(watch_deadlines.flatten()).min();
+        let deadline = self
+            .supervisor
+            .next_deadline()
+            .into_iter()
+            .chain(watch_deadlines.flatten())
+            .chain(self.http.next_deadline())
+            .min();
         let mut wait = deadline.map(|d| d.saturating_duration_since(now));
         if self.supervisor.awaiting_exit() {
             wait = Some(wait.map_or(GROUP_RECHECK, |w| w.min(GROUP_RECHECK)));
@@ -390,6 +419,7 @@ impl Loop {
                 self.steps(now, steps);
             } else if self.supervisor.app() == Some(r.pid) {
                 debug!("app (pid {}) exited with status {code}", r.pid);
+                self.http.metrics.app_down();
                 let actions = self.supervisor.reaped(now, r.pid, code);
                 self.execute(actions);
             } else {
@@ -446,10 +476,12 @@ impl Loop {
         match why {
             ReadFor::Tracker => {
                 let steps = w.tracker.scanned(now, snapshot, random_up_to(self.config.jitter));
+                self.http.metrics.content(w.tracker.baseline());
                 self.steps(now, steps);
             }
             ReadFor::Spawn(cause) => {
                 let (changes, notes) = w.tracker.starting_app(&snapshot);
+                self.http.metrics.content(w.tracker.baseline());
                 self.steps(now, notes);
                 if self.supervisor.may_spawn() {
                     let actions = self.spawn(cause, Some(content::describe(&changes)));
@@ -480,6 +512,7 @@ impl Loop {
             match step {
                 Step::Scan => self.start_read(ReadFor::Tracker),
                 Step::Validate(paths) => {
+                    self.http.metrics.change_seen();
                     let Some(w) = self.watch.as_mut() else { continue };
                     let verdict = w.validator.as_mut().and_then(|v| v.start(now, paths));
                     if let Some(verdict) = verdict {
@@ -487,15 +520,24 @@ impl Loop {
                     }
                 }
                 Step::Act { action, changes, dry_run } => {
-                    self.act(now, action, &content::describe(&changes), dry_run)
+                    if self.watch.as_ref().is_some_and(|w| w.validator.is_none()) {
+                        self.http.metrics.change_seen();
+                    }
+                    self.act(now, action, content::describe(&changes), dry_run);
+                    if let Some(w) = &self.watch {
+                        self.http.metrics.content(w.tracker.baseline());
+                    }
                 }
                 Step::Unchanged => debug!("no content change"),
                 Step::StillRefused => debug!("still the content the validator refused"),
                 Step::Jitter(delay) => debug!("content changed: acting in {} (--jitter)", Human(delay)),
-                Step::Refused { changes, why } => warn!(
-                    "{}: rejected, {why}; the running app is left untouched",
-                    content::describe(&changes)
-                ),
+                Step::Refused { changes, why } => {
+                    self.http.metrics.validation_failed();
+                    warn!(
+                        "{}: rejected, {why}; the running app is left untouched",
+                        content::describe(&changes)
+                    )
+                }
                 Step::Unreadable(paths) => self.warn_unreadable(&paths),
             }
         }
@@ -516,14 +558,16 @@ impl Loop {
     }
 
     /// The action for a real change (validated if asked).
-    fn act(&mut self, now: Instant, action: OnChange, what: &str, dry_run: bool) {
+    fn act(&mut self, now: Instant, action: OnChange, what: String, dry_run: bool) {
         if let OnChange::Siblings(sig) = action {
-            return self.signal_siblings(sig, what, dry_run);
+            let ok = self.signal_siblings(sig, &what, dry_run);
+            return self.http.acted(ActionKind::Siblings, ok, dry_run);
         }
         let doing = match action {
             OnChange::Restart => "restart the app".to_string(),
             OnChange::Signal(sig) => format!("send SIG{sig} to the app"),
             OnChange::Exit(code) => format!("stop the app and exit with {code}"),
+            OnChange::Http(endpoint) => format!("POST to {}", endpoint.url),
             OnChange::Siblings(_) => String::new(),
         };
         if dry_run {
@@ -531,14 +575,27 @@ impl Loop {
         }
         match (action, self.supervisor.app()) {
             (OnChange::Restart, _) => {
+                self.http.metrics.change_acted();
                 self.restart_since.get_or_insert(now);
             }
-            (OnChange::Signal(_), Some(pid)) => info!("{what}: {doing} (pid {pid})"),
-            (OnChange::Signal(_), None) => info!("{what}: no app running, nothing to signal"),
-            (OnChange::Exit(_), Some(_)) => {
-                self.exit_since.get_or_insert((now, what.to_string()));
+            (OnChange::Signal(_), app) => {
+                match app {
+                    Some(pid) => info!("{what}: {doing} (pid {pid})"),
+                    None => info!("{what}: no app running, nothing to signal"),
+                }
+                self.http.acted(ActionKind::Signal, app.is_some(), false);
             }
-            (OnChange::Exit(code), None) => info!("{what}: exiting with {code}"),
+            (OnChange::Exit(code), app) => {
+                match app {
+                    Some(_) => drop(self.exit_since.get_or_insert((now, what.clone()))),
+                    None => info!("{what}: exiting with {code}"),
+                }
+                self.http.acted(ActionKind::Exit, true, false);
+            }
+            (OnChange::Http(_), _) => {
+                self.http.metrics.change_acted();
+                return self.http.post(now, what);
+            }
             (OnChange::Siblings(_), _) => {}
         }
         let actions = self.supervisor.change(now, action);
@@ -547,41 +604,46 @@ impl Loop {
 
     /// `siblings:SIG`: signal the top processes of the pod's other containers through pidfds,
     /// after checking each is still the process found by the scan.
-    fn signal_siblings(&self, sig: Signal, what: &str, dry_run: bool) {
+    /// Whether siblings were found and all of them signalled (or would be, with `--dry-run`).
+    fn signal_siblings(&self, sig: Signal, what: &str, dry_run: bool) -> bool {
         let started = Instant::now();
         let procfs = Procfs::system();
         let found = match siblings::find(&procfs, self.me, &self.config.siblings) {
             Ok(Scan::Found(found)) => found,
             Ok(Scan::Alone) => {
-                return info!(
+                info!(
                     "{what}: reinit's container is PID 1 of its PID namespace: no sibling container to send SIG{sig} to"
                 );
+                return false;
             }
-            Err(e) => return error!("{what}: {e}"),
+            Err(e) => {
+                error!("{what}: {e}");
+                return false;
+            }
         };
         if found.is_empty() {
             let filter = match self.config.siblings.as_slice() {
                 [] => String::new(),
                 names => format!(" named {}", names.join(" or ")),
             };
-            return warn!(
+            warn!(
                 "{what}: no sibling process{filter} found to send SIG{sig}; the pod needs \
                  shareProcessNamespace: true, and --sibling must match the process's comm or executable name"
             );
+            return false;
         }
         let list = |v: &[&Sibling]| {
             v.iter().map(|s| format!("{} (pid {})", s.name, s.pid)).collect::<Vec<_>>().join(", ")
         };
         if dry_run {
-            return info!(
-                "{what}: would send SIG{sig} to {} (--dry-run)",
-                list(&found.iter().collect::<Vec<_>>())
-            );
+            info!("{what}: would send SIG{sig} to {} (--dry-run)", list(&found.iter().collect::<Vec<_>>()));
+            return true;
         }
         let sent: Vec<&Sibling> = found.iter().filter(|s| send_to_sibling(&procfs, s, sig)).collect();
         if !sent.is_empty() {
             info!("{what}: sent SIG{sig} to {} in {}", list(&sent), Human(started.elapsed()));
         }
+        sent.len() == found.len()
     }
 
     /// The app's group is gone (or never was): on a final stop, what it left behind too.
@@ -674,7 +736,14 @@ impl Loop {
             listen_names: &listen_names,
         };
         let now = Instant::now();
-        match child::spawn(&spec) {
+        let result = child::spawn(&spec);
+        let started = match cause {
+            Cause::First => metrics::Cause::First,
+            Cause::Change => metrics::Cause::Change,
+            Cause::Exit => metrics::Cause::Exit,
+        };
+        self.http.metrics.app_spawned(started, result.is_ok());
+        match result {
             Ok(pid) => {
                 debug!("started the app: pid {pid}");
                 match (cause, self.restart_since.take()) {

@@ -542,12 +542,16 @@ fn py_tools() -> PathBuf {
     bin
 }
 
-/// Both manifests validate against the Kubernetes schema (strict: unknown fields rejected) and
+/// The manifests validate against the Kubernetes schema (strict: unknown fields rejected) and
 /// pass checkov's Kubernetes policies, except the justified skips above.
 #[test]
 fn manifests_validate_offline() {
     let bin = py_tools();
-    let files = [repo().join("k8s/wrapper.yaml"), repo().join("k8s/sidecar.yaml")];
+    let files = [
+        repo().join("k8s/wrapper.yaml"),
+        repo().join("k8s/sidecar.yaml"),
+        repo().join("k8s/prometheus.yaml"),
+    ];
     let out = Command::new(bin.join("kubernetes-validate"))
         .args(["--strict", "--kubernetes-version", KUBERNETES_VERSION])
         .args(&files)
@@ -556,7 +560,7 @@ fn manifests_validate_offline() {
     let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     eprintln!("{text}");
     assert!(out.status.success(), "kubernetes-validate failed:\n{text}");
-    assert_eq!(count(&text, " passed for resource "), 6, "every document validated:\n{text}");
+    assert_eq!(count(&text, " passed for resource "), 8, "every document validated:\n{text}");
 
     let skips: Vec<&str> = CHECKOV_SKIPS.iter().map(|(id, _)| *id).collect();
     let out = Command::new(bin.join("checkov"))
@@ -591,6 +595,6 @@ fn manifests_validate_offline() {
     assert_eq!(failed, 0, "checkov found problems:\n{json}");
     assert!(out.status.success(), "checkov failed:\n{json}\n{}", String::from_utf8_lossy(&out.stderr));
     assert_eq!(parsing_errors, 0, "{json}");
-    assert_eq!(resources, 8, "both files scanned, every document (as checkov counts resources)");
+    assert_eq!(resources, 11, "every file scanned, every document (as checkov counts resources)");
     assert!(passed > 100, "{json}");
 }

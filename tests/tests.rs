@@ -5,8 +5,10 @@ mod util;
 
 mod containers;
 mod faults;
+mod http;
 mod init;
 mod listen;
+mod prometheus;
 mod readme;
 mod siblings;
 mod watch;

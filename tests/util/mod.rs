@@ -21,6 +21,7 @@
 //!   and [`field`] to pick `key=value` out of a fake_app line.
 #![allow(dead_code)] // each test module uses a different part of the harness
 
+pub mod http_server;
 pub mod kubelet;
 pub mod podman;
 
