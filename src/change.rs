@@ -81,6 +81,8 @@ pub struct ChangeTracker {
     generation: u64,
     /// What the running app started with: a restart's log line names the changes since.
     started_with: Snapshot,
+    /// What the app before it started with: it serves on if the new one fails to take over.
+    serving: Snapshot,
     /// Content the validator refused: not retried until the content changes again.
     refused: Option<Snapshot>,
     /// Read again when this passes (the debounce after the last relevant event).
@@ -101,6 +103,7 @@ impl ChangeTracker {
             baseline: Snapshot::default(),
             generation: 0,
             started_with: Snapshot::default(),
+            serving: Snapshot::default(),
             refused: None,
             settle_at: None,
             act_at: None,
@@ -278,8 +281,16 @@ impl ChangeTracker {
             self.generation += 1;
         }
         let changes = self.baseline.changes_from(&self.started_with);
-        self.started_with = self.baseline.clone();
+        self.serving = std::mem::replace(&mut self.started_with, self.baseline.clone());
         (changes, notes)
+    }
+
+    /// The app started last did not take over (start-first): the one before serves on, with
+    /// its content as the reference, and the new content counts as refused until it changes.
+    pub fn start_failed(&mut self) {
+        self.refused = Some(std::mem::replace(&mut self.started_with, self.serving.clone()));
+        self.baseline = self.serving.clone();
+        self.generation += 1;
     }
 }
 
@@ -562,6 +573,24 @@ mod tests {
         c.events(t0, false);
         c.tick(t0 + ms(100));
         assert_eq!(c.scanned(t0, snap(&[("a", Some(1))]), ms(0)), [Step::Unchanged], "readable again");
+    }
+
+    #[test]
+    fn a_failed_start_first_update_refuses_the_new_content() {
+        let t0 = Instant::now();
+        let mut c = started(policy(), t0, snap(&[("a", Some(1))]));
+        c.events(t0, false);
+        c.tick(t0 + ms(100));
+        c.scanned(t0, snap(&[("a", Some(2))]), ms(0));
+        c.starting_app(&snap(&[("a", Some(2))]));
+        c.start_failed();
+        assert_eq!(c.baseline(), &snap(&[("a", Some(1))]), "what the old app runs");
+        c.events(t0 + ms(200), false);
+        c.tick(t0 + ms(300));
+        assert_eq!(c.scanned(t0, snap(&[("a", Some(2))]), ms(0)), [Step::StillRefused]);
+        c.events(t0 + ms(400), false);
+        c.tick(t0 + ms(500));
+        assert!(acted(&c.scanned(t0, snap(&[("a", Some(3))]), ms(0))).is_some(), "new content: tried again");
     }
 
     #[test]

@@ -66,6 +66,8 @@ pub struct Spawn<'a> {
     /// Listening sockets to pass at fd 3, 4, … with `LISTEN_FDS`/`LISTEN_PID`/`LISTEN_FDNAMES`.
     pub listen_fds: &'a [i32],
     pub listen_names: &'a str,
+    /// `NOTIFY_SOCKET` for the app (`--ready notify`).
+    pub notify_socket: Option<&'a str>,
 }
 
 /// Whether reinit's process group owns the terminal on stdin (so the app should take it over).
@@ -85,6 +87,7 @@ pub fn spawn(spec: &Spawn<'_>) -> Result<i32, SpawnError> {
     let (mask, sigpipe_ignored, take_terminal) = (spec.mask, spec.sigpipe_ignored, spec.take_terminal);
     let listen_fds = spec.listen_fds.to_vec();
     let listen_names = spec.listen_names.to_string();
+    let notify_socket = spec.notify_socket.map(str::to_string);
     sys::before_exec(&mut cmd, move || {
         // Still every signal blocked: a background group calling tcsetpgrp would get SIGTTOU.
         sys::set_signal_mask(u64::MAX)?;
@@ -98,6 +101,9 @@ pub fn spawn(spec: &Spawn<'_>) -> Result<i32, SpawnError> {
         }
         if !listen_fds.is_empty() {
             pass_sockets(&listen_fds, &listen_names)?;
+        }
+        if let Some(socket) = &notify_socket {
+            sys::setenv("NOTIFY_SOCKET", socket)?;
         }
         sys::set_signal_mask(mask)
     });

@@ -77,6 +77,20 @@ pub struct Args {
     #[arg(long = "pre-stop-delay", allow_hyphen_values = true, value_name = "DURATION")]
     pub pre_stop_delay: Option<String>,
 
+    /// On a change, stop the old app before starting the new one, or start the new one first
+    /// and stop the old one once the new one is ready (needs --ready) [default: stop-first]
+    #[arg(long = "update-order", value_name = "stop-first|start-first")]
+    pub update_order: Option<String>,
+
+    /// When a started app is ready: notify (sd_notify READY=1 on $NOTIFY_SOCKET) | exec:CMD
+    /// (until it exits 0) | http://HOST:PORT/PATH (until a 2xx) | delay:DURATION
+    #[arg(long = "ready", value_name = "HOW")]
+    pub ready: Option<String>,
+
+    /// How long a started app may take to be ready [default: 60s]
+    #[arg(long = "ready-timeout", allow_hyphen_values = true, value_name = "DURATION")]
+    pub ready_timeout: Option<String>,
+
     /// Forward signals to the app's process group or to the app process only [default: group]
     #[arg(long = "forward", allow_negative_numbers = true, value_name = "group|child")]
     pub forward: Option<String>,
@@ -147,6 +161,9 @@ pub struct Raw {
     pub stop_signal: Option<Given<String>>,
     pub stop_timeout: Option<Given<String>>,
     pub pre_stop_delay: Option<Given<String>>,
+    pub update_order: Option<Given<String>>,
+    pub ready: Option<Given<String>>,
+    pub ready_timeout: Option<Given<String>>,
     pub forward: Option<Given<String>>,
     pub map_signal: Vec<Given<String>>,
     pub restart_on_exit: Option<Given<String>>,
@@ -215,6 +232,9 @@ impl Args {
             stop_signal: single("stop-signal", self.stop_signal),
             stop_timeout: single("stop-timeout", self.stop_timeout),
             pre_stop_delay: single("pre-stop-delay", self.pre_stop_delay),
+            update_order: single("update-order", self.update_order),
+            ready: single("ready", self.ready),
+            ready_timeout: single("ready-timeout", self.ready_timeout),
             forward: single("forward", self.forward),
             map_signal: list("map-signal", self.map_signal),
             restart_on_exit: single("restart-on-exit", self.restart_on_exit),

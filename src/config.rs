@@ -69,6 +69,26 @@ pub enum RestartPolicy {
     Always,
 }
 
+/// `--update-order`: which comes first on a restart for a change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UpdateOrder {
+    StopFirst,
+    StartFirst,
+}
+
+/// `--ready`: how reinit learns that a started app is ready.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Ready {
+    /// `READY=1` from the app on the `NOTIFY_SOCKET` reinit gives it (systemd's sd_notify).
+    Notify,
+    /// Run this command every 100 ms until it exits 0.
+    Exec(Vec<String>),
+    /// GET this URL until it answers 2xx.
+    Http(String),
+    /// Ready this long after the start.
+    Delay(Duration),
+}
+
 #[derive(Debug, Clone)]
 pub struct Config {
     /// The app's argv; empty in sidecar mode.
@@ -84,6 +104,9 @@ pub struct Config {
     pub stop_signal: Signal,
     pub stop_timeout: Duration,
     pub pre_stop_delay: Duration,
+    pub update_order: UpdateOrder,
+    pub ready: Option<Ready>,
+    pub ready_timeout: Duration,
     pub forward: Forward,
     /// FROM → TO; `None` drops FROM.
     pub signal_map: Vec<(Signal, Option<Signal>)>,
@@ -329,6 +352,37 @@ fn parse_restart_policy(given: &Option<Given<String>>) -> Result<RestartPolicy> 
     parse_keyword(given, Never, &[("never", Never), ("on-failure", OnFailure), ("always", Always)])
 }
 
+fn parse_update_order(given: &Option<Given<String>>) -> Result<UpdateOrder> {
+    use UpdateOrder::*;
+    parse_keyword(given, StopFirst, &[("stop-first", StopFirst), ("start-first", StartFirst)])
+}
+
+fn parse_ready(g: &Given<String>) -> Result<Ready> {
+    const EXPECTED: &str = "notify, exec:CMD, http://HOST:PORT/PATH or delay:DURATION";
+    let v = g.value.trim();
+    if v.eq_ignore_ascii_case("notify") {
+        return Ok(Ready::Notify);
+    }
+    if let Some(cmd) = v.strip_prefix("exec:") {
+        let argv: Vec<String> = cmd.split_whitespace().map(String::from).collect();
+        return if argv.is_empty() {
+            invalid(g, "exec:CMD with a command, e.g. exec:pg_isready")
+        } else {
+            Ok(Ready::Exec(argv))
+        };
+    }
+    if let Some(d) = v.strip_prefix("delay:") {
+        return match parse_duration(d) {
+            Some(d) if d <= MAX_DURATION => Ok(Ready::Delay(d)),
+            _ => invalid(g, &format!("delay:DURATION with {DURATION_EXPECTED}")),
+        };
+    }
+    if v.starts_with("http://") || v.starts_with("https://") {
+        return crate::http::parse_url(v).map(|_| Ready::Http(v.to_string())).or_else(|why| invalid(g, &why));
+    }
+    invalid(g, EXPECTED)
+}
+
 fn parse_validate(given: &Option<Given<String>>) -> Result<Option<Vec<String>>> {
     let Some(g) = given else { return Ok(None) };
     let argv: Vec<String> = g.value.split_whitespace().map(String::from).collect();
@@ -382,6 +436,9 @@ fn parse(raw: &mut Raw, reinit_log: Option<String>) -> Result<Config> {
         stop_signal: parse_stop_signal(&raw.stop_signal)?,
         stop_timeout: parse_duration_option(&raw.stop_timeout, Duration::from_secs(10))?,
         pre_stop_delay: parse_duration_option(&raw.pre_stop_delay, Duration::ZERO)?,
+        update_order: parse_update_order(&raw.update_order)?,
+        ready: raw.ready.as_ref().map(parse_ready).transpose()?,
+        ready_timeout: parse_duration_option(&raw.ready_timeout, Duration::from_secs(60))?,
         forward: parse_forward(&raw.forward)?,
         signal_map: each(&raw.map_signal, parse_signal_map)?,
         restart_on_exit: parse_restart_policy(&raw.restart_on_exit)?,
@@ -478,6 +535,34 @@ fn check_listen_rules(raw: &Raw, config: &Config) -> Result<()> {
     Ok(())
 }
 
+/// Readiness and the update order concern an app that is started, and start-first a restart.
+fn check_update_rules(raw: &Raw, config: &Config) -> Result<()> {
+    let usage = |msg: String| Err(ConfigError::Usage(msg));
+    if let (Some(g), true) = (&raw.ready_timeout, config.ready.is_none()) {
+        return usage(format!("{} only applies with --ready", g.source));
+    }
+    if let (Some(g), true) = (&raw.ready, config.sidecar()) {
+        return usage(format!("{} '{}' waits for an app, but no COMMAND was given", g.source, g.value));
+    }
+    let Some(g) = raw.update_order.as_ref().filter(|_| config.update_order == UpdateOrder::StartFirst) else {
+        return Ok(());
+    };
+    if config.on_change != Some(OnChange::Restart) {
+        return usage(format!(
+            "{} start-first applies to restarts for a change: it needs --watch and --on-change restart",
+            g.source
+        ));
+    }
+    if config.ready.is_none() {
+        return usage(format!(
+            "{} start-first needs --ready to know when the new app can take over: add --ready \
+             notify, exec:CMD, http://HOST:PORT/PATH or delay:DURATION",
+            g.source
+        ));
+    }
+    Ok(())
+}
+
 /// Whether two addresses are the same socket address (port 0 asks for a new port each time).
 fn same_address(a: &Addr, b: &Addr) -> bool {
     let host = |h: &str, v6: bool| -> String {
@@ -507,6 +592,7 @@ pub fn build(mut raw: Raw, reinit_log: Option<String>) -> Result<Config> {
     check_sidecar_rules(&raw, &config)?;
     check_sibling_rules(&raw, &config)?;
     check_listen_rules(&raw, &config)?;
+    check_update_rules(&raw, &config)?;
     Ok(config)
 }
 
@@ -591,6 +677,38 @@ mod tests {
         for bad in ["", " ", "/usr/sbin/nginx"] {
             let err = cfg(&["-w", "/x", "--on-change", "siblings:HUP", "--sibling", bad], &[]).unwrap_err();
             assert!(matches!(err, ConfigError::Invalid { .. }), "{bad:?}: {err}");
+        }
+    }
+
+    #[test]
+    fn update_rules() {
+        assert!(rule(check_update_rules, &["--ready-timeout", "5s", "app"]).is_err());
+        assert!(rule(check_update_rules, &["--ready", "notify", "-w", "/x", "--on-change", "exit"]).is_err());
+        let start_first = ["--update-order", "start-first"];
+        let restart = ["-w", "/x", "--on-change", "restart", "app"];
+        let err = usage_error(rule(check_update_rules, &[&start_first[..], &restart[..]].concat()));
+        assert!(err.contains("--ready"), "{err}");
+        let err = usage_error(rule(
+            check_update_rules,
+            &[&start_first[..], &["--ready", "notify", "app"]].concat(),
+        ));
+        assert!(err.contains("--on-change restart"), "{err}");
+        let ok = [&start_first[..], &["--ready", "delay:1s"], &restart[..]].concat();
+        assert!(rule(check_update_rules, &ok).is_ok());
+        let c = cfg(&ok, &[]).unwrap();
+        assert_eq!(
+            (c.update_order, c.ready, c.ready_timeout),
+            (UpdateOrder::StartFirst, Some(Ready::Delay(Duration::from_secs(1))), Duration::from_secs(60))
+        );
+        for (v, want) in [
+            ("notify", Ready::Notify),
+            ("exec:pg_isready -q", Ready::Exec(vec!["pg_isready".into(), "-q".into()])),
+            ("http://127.0.0.1:8081/healthz", Ready::Http("http://127.0.0.1:8081/healthz".into())),
+        ] {
+            assert_eq!(cfg(&["--ready", v, "app"], &[]).unwrap().ready, Some(want));
+        }
+        for bad in ["", "exec:", "delay:soon", "tcp:80", "https://x/"] {
+            assert!(cfg(&["--ready", bad, "app"], &[]).is_err(), "{bad}");
         }
     }
 

@@ -12,11 +12,12 @@ use crate::http_side::HttpSide;
 use crate::logging::shown;
 use crate::metrics::{self, ActionKind, MetricsServer};
 use crate::procfs::Procfs;
+use crate::ready::Readiness;
 use crate::reap;
 use crate::siblings::{self, Scan, Sibling};
 use crate::signals::{Received, Signal, Signals};
 use crate::sockets::{self, Listener, SocketsError};
-use crate::supervisor::{Action, Cause, Dest, Policy, Supervisor};
+use crate::supervisor::{Action, Cause, Dest, Policy, Supervisor, UpdateFailure};
 use crate::sys;
 use crate::time::Human;
 use crate::validate::Validator;
@@ -36,6 +37,7 @@ pub enum StartError {
     Signals(io::Error),
     Watch(WatchError),
     Listen(SocketsError),
+    Ready(io::Error),
 }
 
 impl StartError {
@@ -54,6 +56,7 @@ impl fmt::Display for StartError {
             StartError::Signals(e) => write!(f, "cannot set up signal handling: {e}"),
             StartError::Watch(e) => write!(f, "{e}"),
             StartError::Listen(e) => write!(f, "{e}"),
+            StartError::Ready(e) => write!(f, "cannot set up --ready: {e}"),
         }
     }
 }
@@ -96,6 +99,12 @@ struct Loop {
     watch: Option<Watching>,
     /// When a restart for a change was decided: the new app's start logs how long it took.
     restart_since: Option<Instant>,
+    /// A restart whose log line waits for the new app's readiness: since when, what changed.
+    restart_note: Option<(Instant, String)>,
+    /// `--ready`: how the readiness of a started app is observed.
+    ready: Option<Readiness>,
+    /// What poll said about `ready`'s fds, in order.
+    ready_revents: Vec<PollFlags>,
     /// When `--on-change exit` began stopping the app, and what changed: logged at the exit.
     exit_since: Option<(Instant, String)>,
     /// Sockets held for the app (`--listen` and socket activation); dropping them at exit
@@ -130,6 +139,7 @@ pub fn run(config: Config) -> Result<u8, StartError> {
         false => Some(start_watching(&config, signals.app_mask())?),
     };
     let http = HttpSide::new(&config, open_metrics(&config)?, None);
+    let ready = open_readiness(&config, signals.app_mask())?;
     let mut lp = Loop {
         http,
         listeners,
@@ -144,6 +154,9 @@ pub fn run(config: Config) -> Result<u8, StartError> {
         reaped: Vec::with_capacity(32),
         exit: None,
         restart_since: None,
+        restart_note: None,
+        ready,
+        ready_revents: Vec::new(),
         exit_since: None,
     };
     if let Some(w) = lp.watch.as_mut() {
@@ -226,6 +239,12 @@ fn start_watching(config: &Config, app_mask: u64) -> Result<Watching, StartError
     })
 }
 
+/// `--ready`: its notify socket is bound once, at start.
+fn open_readiness(config: &Config, app_mask: u64) -> Result<Option<Readiness>, StartError> {
+    let Some(how) = &config.ready else { return Ok(None) };
+    Readiness::new(how.clone(), app_mask).map(Some).map_err(StartError::Ready)
+}
+
 /// The `--metrics` listener.
 fn open_metrics(config: &Config) -> Result<Option<MetricsServer>, StartError> {
     let Some(bind) = &config.metrics else { return Ok(None) };
@@ -292,6 +311,7 @@ impl Loop {
             if let Some(code) = self.exit {
                 return code;
             }
+            self.await_readiness();
             let ready = self.wait();
             let mut received = std::mem::take(&mut self.received);
             if ready.signals
@@ -318,6 +338,7 @@ impl Loop {
             } else {
                 self.on_watch(now, &ready);
             }
+            self.check_readiness(now);
             self.http.service(now);
             self.check_stop_over();
         }
@@ -328,7 +349,7 @@ impl Loop {
     fn wait(&mut self) -> Ready {
         let timeout = self.timeout();
         let w = self.watch.as_ref();
-        if w.is_none() && !self.http.active() && timeout == PollTimeout::NONE {
+        if w.is_none() && !self.http.active() && self.ready.is_none() && timeout == PollTimeout::NONE {
             return Ready { signals: true, ..Ready::default() };
         }
         let mut revents = self.http.take_revents();
@@ -341,6 +362,10 @@ impl Loop {
             fds.push(PollFd::new(fd, PollFlags::POLLIN));
             fds.len() - 1
         });
+        let first_ready = fds.len();
+        if let Some(r) = &self.ready {
+            fds.extend(r.fds().into_iter().map(|(fd, events)| PollFd::new(fd, events)));
+        }
         let first_http = fds.len();
         fds.extend(self.http.fds().map(|(fd, events)| PollFd::new(fd, events)));
         let ready = match poll(&mut fds, timeout) {
@@ -355,7 +380,10 @@ impl Loop {
                 Ready::default()
             }
         };
-        revents.extend(fds[first_http..].iter().map(|fd| fd.revents().unwrap_or(PollFlags::empty())));
+        let flags = |fd: &PollFd<'_>| fd.revents().unwrap_or(PollFlags::empty());
+        revents.extend(fds[first_http..].iter().map(flags));
+        self.ready_revents.clear();
+        self.ready_revents.extend(fds[first_ready..first_http].iter().map(flags));
         drop(fds);
         self.http.set_revents(revents);
         ready
@@ -376,9 +404,10 @@ impl Loop {
             .into_iter()
             .chain(watch_deadlines.flatten())
             .chain(self.http.next_deadline())
+            .chain(self.ready.as_ref().and_then(Readiness::next_deadline))
             .min();
         let mut wait = deadline.map(|d| d.saturating_duration_since(now));
-        if self.supervisor.awaiting_exit() {
+        if self.supervisor.awaiting_exit() || self.supervisor.retiring_group_to_await().is_some() {
             wait = Some(wait.map_or(GROUP_RECHECK, |w| w.min(GROUP_RECHECK)));
         }
         match wait {
@@ -414,6 +443,9 @@ impl Loop {
         self.children_left = reaping.children_left;
         for r in reaped.drain(..) {
             let Some(code) = child::exit_code(r.status) else { continue };
+            if self.ready.as_mut().is_some_and(|ready| ready.reaped(now, r.pid, code)) {
+                continue; // a readiness check
+            }
             if let Some(verdict) = self.validator_exited(now, r.pid, code) {
                 let steps = self.watch.as_mut().map(|w| w.tracker.validated(verdict)).unwrap_or_default();
                 self.steps(now, steps);
@@ -427,6 +459,28 @@ impl Loop {
             }
         }
         self.reaped = reaped;
+    }
+
+    /// Keep what the readiness checks await in step with the supervisor.
+    fn await_readiness(&mut self) {
+        let Some(r) = self.ready.as_mut() else { return };
+        match self.supervisor.awaiting_ready() {
+            Some(pid) if r.awaited() != Some(pid) => r.await_app(Instant::now(), pid),
+            None if r.awaited().is_some() => r.stop(),
+            _ => {}
+        }
+    }
+
+    /// Move the readiness checks along; a ready app is news for the supervisor.
+    fn check_readiness(&mut self, now: Instant) {
+        self.await_readiness();
+        let Some(r) = self.ready.as_mut() else { return };
+        r.step(now, &self.ready_revents);
+        self.ready_revents.clear();
+        if let Some(pid) = r.take_ready() {
+            let actions = self.supervisor.ready(now, pid);
+            self.execute(actions);
+        }
     }
 
     /// Route a reaped child to the validator if it is its run: `Some` once it has a verdict.
@@ -648,6 +702,12 @@ impl Loop {
 
     /// The app's group is gone (or never was): on a final stop, what it left behind too.
     fn check_stop_over(&mut self) {
+        if let Some(pgid) = self.supervisor.retiring_group_to_await()
+            && sys::kill(-pgid, 0).is_err()
+        {
+            let actions = self.supervisor.retired_group_gone(Instant::now());
+            self.execute(actions);
+        }
         if !self.supervisor.awaiting_exit() {
             return;
         }
@@ -711,6 +771,12 @@ impl Loop {
                     "the app exited with status {code}: restarting it in {} (--restart-on-exit)",
                     Human(delay)
                 ),
+                Action::Ready { pid } => self.log_ready(pid),
+                Action::NotReady { pid } => warn!(
+                    "the app (pid {pid}) was not ready within {}: it keeps running",
+                    Human(self.config.ready_timeout)
+                ),
+                Action::UpdateFailed(why) => self.update_failed(why),
                 Action::Exit(code) => {
                     if let Some((since, what)) = self.exit_since.take() {
                         info!("{what}: stopped the app in {}, exiting with {code}", Human(since.elapsed()));
@@ -734,6 +800,7 @@ impl Loop {
             take_terminal: self.take_terminal,
             listen_fds: &listen_fds,
             listen_names: &listen_names,
+            notify_socket: self.ready.as_ref().and_then(Readiness::notify_socket),
         };
         let now = Instant::now();
         let result = child::spawn(&spec);
@@ -747,6 +814,9 @@ impl Loop {
             Ok(pid) => {
                 debug!("started the app: pid {pid}");
                 match (cause, self.restart_since.take()) {
+                    (Cause::Change, Some(since)) if self.ready.is_some() => {
+                        self.restart_note = Some((since, what.unwrap_or_default()));
+                    }
                     (Cause::Change, Some(since)) => info!(
                         "{}: restarted the app in {} (pid {pid})",
                         what.unwrap_or_default(),
@@ -762,6 +832,44 @@ impl Loop {
                 error!("{e}");
                 self.supervisor.spawn_failed(now, e.exit_code())
             }
+        }
+    }
+}
+
+impl Loop {
+    /// The app is ready: a restart for a change is complete (its line says how long it took).
+    fn log_ready(&mut self, pid: i32) {
+        match self.restart_note.take() {
+            Some((since, what)) => {
+                let old = self
+                    .supervisor
+                    .retiring_pid()
+                    .map_or(String::new(), |old| format!("; the old app (pid {old}) is stopping"));
+                info!("{what}: restarted the app in {} (pid {pid}, ready){old}", Human(since.elapsed()))
+            }
+            None => debug!("the app (pid {pid}) is ready"),
+        }
+    }
+
+    /// A start-first update failed: the old app serves on, the new content is refused.
+    fn update_failed(&mut self, why: UpdateFailure) {
+        let what = self.restart_note.take().map_or_else(|| "the new content".to_string(), |(_, what)| what);
+        let why = match why {
+            UpdateFailure::SpawnFailed(code) => format!("the new app could not be started ({code})"),
+            UpdateFailure::Exited(code) => {
+                format!("the new app exited with status {code} before it was ready")
+            }
+            UpdateFailure::NotReady => {
+                format!("the new app was not ready within {}", Human(self.config.ready_timeout))
+            }
+        };
+        let serving = self.supervisor.app().map_or(String::new(), |pid| format!(" (pid {pid})"));
+        error!(
+            "{what}: {why}; the old app{serving} keeps serving, and this content counts as refused until it changes again"
+        );
+        self.http.metrics.action(ActionKind::Restart, false);
+        if let Some(w) = self.watch.as_mut() {
+            w.tracker.start_failed();
         }
     }
 }

@@ -102,17 +102,6 @@ fn parse_authority(authority: &str) -> Result<SocketAddr, String> {
     Ok(SocketAddr::new(ip, port))
 }
 
-/// The request: `POST` with an empty body, one request per connection.
-pub fn request(ep: &Endpoint) -> Vec<u8> {
-    format!(
-        "POST {} HTTP/1.1\r\nHost: {}\r\nUser-Agent: reinit/{}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
-        ep.path,
-        ep.host,
-        env!("CARGO_PKG_VERSION")
-    )
-    .into_bytes()
-}
-
 /// What a (possibly partial) response says so far.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Response<'a> {
@@ -179,10 +168,123 @@ enum Phase {
     Reading,
 }
 
-struct Attempt {
-    fd: OwnedFd,
+/// How one exchange ended: the status (2xx…5xx) with its line and first body line, or why
+/// there was no answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Answer {
+    Status { code: u16, message: String },
+    Failed(String),
+}
+
+/// One request and its response on a non-blocking socket the loop polls: connect, write,
+/// read (keeping only the status line and the first body line). The caller owns the timeout.
+pub struct Exchange {
+    fd: Option<OwnedFd>,
     phase: Phase,
-    started: Instant,
+    pub started: Instant,
+    request: Vec<u8>,
+    response: [u8; KEEP],
+    kept: usize,
+    /// The connect failed at once: reported by the first `step`.
+    failed: Option<String>,
+}
+
+/// The request: `METHOD PATH` with an empty body, one request per connection.
+pub fn request(ep: &Endpoint, method: &str) -> Vec<u8> {
+    let length = if method == "POST" { "Content-Length: 0\r\n" } else { "" };
+    format!(
+        "{method} {} HTTP/1.1\r\nHost: {}\r\nUser-Agent: reinit/{}\r\n{length}Connection: close\r\n\r\n",
+        ep.path,
+        ep.host,
+        env!("CARGO_PKG_VERSION")
+    )
+    .into_bytes()
+}
+
+impl Exchange {
+    pub fn start(now: Instant, ep: &Endpoint, method: &str) -> Exchange {
+        let (fd, phase, failed) = match connect(ep.addr) {
+            Ok((fd, true)) => (Some(fd), Phase::Writing(0), None),
+            Ok((fd, false)) => (Some(fd), Phase::Connecting, None),
+            Err(e) => (None, Phase::Connecting, Some(format!("cannot connect: {}", e.desc()))),
+        };
+        let request = request(ep, method);
+        Exchange { fd, phase, started: now, request, response: [0; KEEP], kept: 0, failed }
+    }
+
+    /// The socket, and what to poll it for.
+    pub fn fd(&self) -> Option<(BorrowedFd<'_>, PollFlags)> {
+        let want = if self.phase == Phase::Reading { PollFlags::POLLIN } else { PollFlags::POLLOUT };
+        self.fd.as_ref().map(|fd| (fd.as_fd(), want))
+    }
+
+    /// Until when a caller waits for an answer.
+    pub fn deadline(&self) -> Instant {
+        crate::time::after(self.started, crate::retry::ATTEMPT_TIMEOUT)
+    }
+
+    /// Move on after poll reported `revents` (or a wake-up); `Some` once it is over.
+    pub fn step(&mut self, revents: PollFlags) -> Option<Answer> {
+        if let Some(why) = self.failed.take() {
+            return Some(Answer::Failed(why));
+        }
+        let fd = self.fd.as_ref()?;
+        if revents.is_empty() && self.phase != Phase::Writing(0) {
+            return None;
+        }
+        if self.phase == Phase::Connecting {
+            match socket::getsockopt(fd, SocketError) {
+                Ok(0) => self.phase = Phase::Writing(0),
+                Ok(errno) => {
+                    return Some(Answer::Failed(format!("cannot connect: {}", Errno::from_raw(errno).desc())));
+                }
+                Err(e) => return Some(Answer::Failed(format!("cannot connect: {e}"))),
+            }
+        }
+        if let Phase::Writing(sent) = self.phase {
+            match write_some(fd.as_raw_fd(), &self.request[sent..]) {
+                Ok(n) if sent + n == self.request.len() => self.phase = Phase::Reading,
+                Ok(n) => self.phase = Phase::Writing(sent + n),
+                Err(e) => return Some(Answer::Failed(format!("cannot send: {e}"))),
+            }
+        }
+        if self.phase == Phase::Reading { self.read() } else { None }
+    }
+
+    /// Read what is there; decide once the response says enough.
+    fn read(&mut self) -> Option<Answer> {
+        let fd = self.fd.as_ref()?.as_raw_fd();
+        let mut eof = false;
+        while self.kept < KEEP {
+            match socket::recv(fd, &mut self.response[self.kept..], MsgFlags::empty()) {
+                Ok(0) => {
+                    eof = true;
+                    break;
+                }
+                Ok(n) => self.kept += n,
+                Err(Errno::EAGAIN) => break,
+                Err(Errno::EINTR) => continue,
+                Err(e) if self.kept == 0 => return Some(Answer::Failed(format!("no response: {e}"))),
+                // a reset after the response: judge what arrived
+                Err(_) => {
+                    eof = true;
+                    break;
+                }
+            }
+        }
+        let done = eof || self.kept == KEEP;
+        Some(match parse_response(&self.response[..self.kept], done) {
+            Response::Incomplete => return None,
+            Response::Malformed if self.kept == 0 => {
+                Answer::Failed("the connection was closed without a response".into())
+            }
+            Response::Malformed => Answer::Failed("the response is not HTTP/1.x".into()),
+            Response::Status { code, line, body } => {
+                let message = if body.is_empty() { line.to_string() } else { format!("{line}: {body}") };
+                Answer::Status { code, message }
+            }
+        })
+    }
 }
 
 /// `--on-change http://…`: owned by the event loop, which polls `fd()`, calls `on_ready` with
@@ -190,11 +292,8 @@ struct Attempt {
 /// when new content has been validated. Each returns the outcome of an attempt that ended.
 pub struct Reloader {
     endpoint: Endpoint,
-    request: Vec<u8>,
     retry: Retry,
-    attempt: Option<Attempt>,
-    response: [u8; KEEP],
-    kept: usize,
+    attempt: Option<Exchange>,
     /// What changed (for the log line of the attempt that succeeds), and since when.
     what: String,
     since: Option<Instant>,
@@ -202,25 +301,12 @@ pub struct Reloader {
 
 impl Reloader {
     pub fn new(endpoint: Endpoint) -> Reloader {
-        let request = request(&endpoint);
-        Reloader {
-            endpoint,
-            request,
-            retry: Retry::new(),
-            attempt: None,
-            response: [0; KEEP],
-            kept: 0,
-            what: String::new(),
-            since: None,
-        }
+        Reloader { endpoint, retry: Retry::new(), attempt: None, what: String::new(), since: None }
     }
 
     /// The socket to poll, and for what, while an attempt is in flight.
     pub fn fd(&self) -> Option<(BorrowedFd<'_>, PollFlags)> {
-        self.attempt.as_ref().map(|a| {
-            let want = if a.phase == Phase::Reading { PollFlags::POLLIN } else { PollFlags::POLLOUT };
-            (a.fd.as_fd(), want)
-        })
+        self.attempt.as_ref().and_then(Exchange::fd)
     }
 
     pub fn next_deadline(&self) -> Option<Instant> {
@@ -245,90 +331,20 @@ impl Reloader {
             return None;
         }
         self.retry.started(now);
-        self.kept = 0;
-        match connect(self.endpoint.addr) {
-            Ok((fd, connected)) => {
-                let phase = if connected { Phase::Writing(0) } else { Phase::Connecting };
-                self.attempt = Some(Attempt { fd, phase, started: now });
-                if connected { self.on_ready(now, PollFlags::POLLOUT) } else { None }
-            }
-            Err(e) => Some(self.end(now, Outcome::Retryable, format_args!("cannot connect: {e}"))),
-        }
+        self.attempt = Some(Exchange::start(now, &self.endpoint, "POST"));
+        self.on_ready(now, PollFlags::empty())
     }
 
     /// Poll reported `revents` on `fd()`.
     pub fn on_ready(&mut self, now: Instant, revents: PollFlags) -> Option<Outcome> {
-        let attempt = self.attempt.as_mut()?;
-        if revents.is_empty() {
-            return None;
-        }
-        if attempt.phase == Phase::Connecting {
-            match socket::getsockopt(&attempt.fd, SocketError) {
-                Ok(0) => attempt.phase = Phase::Writing(0),
-                Ok(errno) => {
-                    let e = Errno::from_raw(errno);
-                    return Some(self.end(
-                        now,
-                        Outcome::Retryable,
-                        format_args!("cannot connect: {}", e.desc()),
-                    ));
-                }
-                Err(e) => {
-                    return Some(self.end(now, Outcome::Retryable, format_args!("cannot connect: {e}")));
-                }
-            }
-        }
-        if let Phase::Writing(sent) = attempt.phase {
-            let fd = attempt.fd.as_raw_fd();
-            match write_some(fd, &self.request[sent..]) {
-                Ok(n) if sent + n == self.request.len() => attempt.phase = Phase::Reading,
-                Ok(n) => attempt.phase = Phase::Writing(sent + n),
-                Err(e) => return Some(self.end(now, Outcome::Retryable, format_args!("cannot send: {e}"))),
-            }
-        }
-        if attempt.phase == Phase::Reading {
-            return self.read_response(now);
-        }
-        None
-    }
-
-    /// Read what is there; decide once the response says enough.
-    fn read_response(&mut self, now: Instant) -> Option<Outcome> {
-        let fd = self.attempt.as_ref()?.fd.as_raw_fd();
-        let mut eof = false;
-        while self.kept < KEEP {
-            match socket::recv(fd, &mut self.response[self.kept..], MsgFlags::empty()) {
-                Ok(0) => {
-                    eof = true;
-                    break;
-                }
-                Ok(n) => self.kept += n,
-                Err(Errno::EAGAIN) => break,
-                Err(Errno::EINTR) => continue,
-                Err(e) if self.kept == 0 => {
-                    return Some(self.end(now, Outcome::Retryable, format_args!("no response: {e}")));
-                }
-                // a reset after the response: judge what arrived
-                Err(_) => {
-                    eof = true;
-                    break;
-                }
-            }
-        }
-        let done = eof || self.kept == KEEP;
-        let (outcome, message) = match parse_response(&self.response[..self.kept], done) {
-            Response::Incomplete => return None,
-            Response::Malformed if self.kept == 0 => {
-                (Outcome::Retryable, "the connection was closed without a response".to_string())
-            }
-            Response::Malformed => (Outcome::Retryable, "the response is not HTTP/1.x".to_string()),
-            Response::Status { code, line, body } => {
+        let (outcome, message) = match self.attempt.as_mut()?.step(revents)? {
+            Answer::Failed(why) => (Outcome::Retryable, why),
+            Answer::Status { code, message } => {
                 let outcome = match code {
                     200..=299 => Outcome::Success,
                     500..=599 => Outcome::Retryable,
                     _ => Outcome::Final,
                 };
-                let message = if body.is_empty() { line.to_string() } else { format!("{line}: {body}") };
                 (outcome, message)
             }
         };
@@ -434,10 +450,13 @@ mod tests {
 
     #[test]
     fn the_request_is_an_empty_post() {
-        let req = String::from_utf8(request(&parse_url("http://[::1]:9090/-/reload").unwrap())).unwrap();
+        let ep = parse_url("http://[::1]:9090/-/reload").unwrap();
+        let req = String::from_utf8(request(&ep, "POST")).unwrap();
         assert!(req.starts_with("POST /-/reload HTTP/1.1\r\nHost: [::1]:9090\r\n"), "{req}");
         assert!(req.contains("\r\nContent-Length: 0\r\n") && req.contains("\r\nConnection: close\r\n"));
         assert!(req.ends_with("\r\n\r\n"));
+        let req = String::from_utf8(request(&ep, "GET")).unwrap();
+        assert!(req.starts_with("GET /-/reload HTTP/1.1\r\n") && !req.contains("Content-Length"), "{req}");
     }
 
     #[test]

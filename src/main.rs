@@ -13,6 +13,7 @@ mod http_side;
 mod logging;
 mod metrics;
 mod procfs;
+mod ready;
 mod reap;
 mod retry;
 mod siblings;

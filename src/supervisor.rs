@@ -1,10 +1,11 @@
 //! The supervisor: what to do about the app, as a state machine with deadlines. It owns the
-//! app's pid and decides where every signal goes. Every input (a received signal, a reaped
-//! child, the app's group gone, a content change, a deadline passing) is a method taking the
-//! current time and returning `Action`s for the event loop to carry out. No I/O and no clock of
-//! its own, so every path is unit-tested with made-up instants.
+//! app's pid (two during a start-first update) and decides where every signal goes. Every
+//! input (a received signal, a reaped child, a group gone, readiness, a content change, a
+//! deadline passing) is a method taking the current time and returning `Action`s for the event
+//! loop to carry out. No I/O and no clock of its own, so every path is unit-tested with
+//! made-up instants.
 
-use crate::config::{Config, Forward, OnChange, RestartPolicy};
+use crate::config::{Config, Forward, OnChange, RestartPolicy, UpdateOrder};
 use crate::signals::Signal;
 use crate::time::after;
 use std::time::{Duration, Instant};
@@ -12,9 +13,9 @@ use std::time::{Duration, Instant};
 /// Where a signal goes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Dest {
-    /// One process (the app).
+    /// One process (an app).
     Process(i32),
-    /// A process group (the app's: its id is the app's pid).
+    /// A process group (an app's: its id is the app's pid).
     Group(i32),
     /// Every descendant reinit has left once the app's group is gone: orphans it adopted as
     /// PID 1 or subreaper, and their children, escaped sessions included.
@@ -33,7 +34,7 @@ pub enum Cause {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Action {
-    /// Start the app; report back with `spawned` or `spawn_failed`.
+    /// Start an app; report back with `spawned` or `spawn_failed`.
     Spawn(Cause),
     Send(Dest, Signal),
     /// Log that the grace after the stop signal passed (a SIGKILL follows); whether the app
@@ -48,7 +49,28 @@ pub enum Action {
         code: u8,
         delay: Duration,
     },
+    /// The app `pid` became ready (`--ready`): its start is complete.
+    Ready {
+        pid: i32,
+    },
+    /// Log that the app `pid` was not ready in time; it keeps running (nothing else could).
+    NotReady {
+        pid: i32,
+    },
+    /// A start-first update failed: the old app keeps serving, the new content counts as refused.
+    UpdateFailed(UpdateFailure),
     Exit(u8),
+}
+
+/// Why a new app did not take over from the old one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UpdateFailure {
+    /// It could not be started (126/127).
+    SpawnFailed(u8),
+    /// It exited with this status before it was ready.
+    Exited(u8),
+    /// It was not ready within `--ready-timeout`.
+    NotReady,
 }
 
 /// What happens once the app and the rest of its group are gone.
@@ -67,6 +89,17 @@ pub enum Phase {
     Idle,
     Running {
         pid: i32,
+    },
+    /// A new app that is not ready yet (`--ready`), with no other app running.
+    Starting {
+        pid: i32,
+        ready_by: Instant,
+    },
+    /// `--update-order start-first`: the old app serves while the new one (once spawned) starts.
+    Overlap {
+        old: i32,
+        new: Option<i32>,
+        ready_by: Instant,
     },
     /// reinit got SIGTERM; the stop signal goes out at `until` (`--pre-stop-delay`).
     Draining {
@@ -91,6 +124,17 @@ pub enum Phase {
     Done,
 }
 
+/// An app stopped beside the current one: the old app once the new one is ready (start-first),
+/// or a new one that failed to take over. It goes through the same stop sequence.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Retiring {
+    pid: i32,
+    app_alive: bool,
+    group_alive: bool,
+    kill_at: Instant,
+    give_up_at: Option<Instant>,
+}
+
 /// The parts of `Config` the supervisor decides with.
 #[derive(Debug, Clone)]
 pub struct Policy {
@@ -103,6 +147,9 @@ pub struct Policy {
     /// FROM → TO; `None` drops FROM.
     pub signal_map: Vec<(Signal, Option<Signal>)>,
     pub sidecar: bool,
+    pub update_order: UpdateOrder,
+    /// `--ready-timeout` when a start waits for readiness (`--ready`).
+    pub ready_timeout: Option<Duration>,
 }
 
 impl Policy {
@@ -116,6 +163,8 @@ impl Policy {
             remap_exit: config.remap_exit.clone(),
             signal_map: config.signal_map.clone(),
             sidecar: config.sidecar(),
+            update_order: config.update_order,
+            ready_timeout: config.ready.as_ref().map(|_| config.ready_timeout),
         }
     }
 
@@ -148,6 +197,9 @@ pub struct Supervisor {
     stop_sig: Signal,
     /// What the processes left after the app's group last got, in this stop.
     orphans_got: Option<Signal>,
+    retiring: Option<Retiring>,
+    /// A change came while two apps overlapped: restart again once one is left.
+    pending_restart: bool,
 }
 
 impl Supervisor {
@@ -161,6 +213,8 @@ impl Supervisor {
             backoff: BACKOFF_FIRST,
             stop_sig: Signal::TERM,
             orphans_got: None,
+            retiring: None,
+            pending_restart: false,
         }
     }
 
@@ -169,11 +223,21 @@ impl Supervisor {
         self.phase
     }
 
-    /// The app's pid while it runs (not yet reaped).
+    /// The current app's pid while it runs (not yet reaped): the one signals are forwarded to
+    /// (during a start-first overlap the old one, until the new one is ready).
     pub fn app(&self) -> Option<i32> {
         match self.phase {
-            Phase::Running { pid } | Phase::Draining { pid, .. } => Some(pid),
+            Phase::Running { pid } | Phase::Starting { pid, .. } | Phase::Draining { pid, .. } => Some(pid),
             Phase::Stopping { pid, app_alive: true, .. } => Some(pid),
+            Phase::Overlap { old, .. } => Some(old),
+            _ => None,
+        }
+    }
+
+    /// The new app whose readiness is awaited.
+    pub fn awaiting_ready(&self) -> Option<i32> {
+        match self.phase {
+            Phase::Starting { pid, .. } | Phase::Overlap { new: Some(pid), .. } => Some(pid),
             _ => None,
         }
     }
@@ -185,17 +249,30 @@ impl Supervisor {
 
     /// Whether a `Spawn` is still wanted (a stop request may have come while it was prepared).
     pub fn may_spawn(&self) -> bool {
-        self.phase == Phase::Idle && !self.policy.sidecar
+        matches!(self.phase, Phase::Idle | Phase::Overlap { new: None, .. }) && !self.policy.sidecar
     }
 
     pub fn spawned(&mut self, now: Instant, pid: i32) {
         self.started_at = Some(now);
-        self.phase = Phase::Running { pid };
+        let ready_by = self.policy.ready_timeout.map(|t| after(now, t));
+        self.phase = match (self.phase, ready_by) {
+            (Phase::Overlap { old, new: None, .. }, ready_by) => {
+                // start-first needs --ready (a usage rule); without it, the usual grace
+                let ready_by = ready_by.unwrap_or_else(|| after(now, self.policy.stop_timeout));
+                Phase::Overlap { old, new: Some(pid), ready_by }
+            }
+            (_, Some(ready_by)) => Phase::Starting { pid, ready_by },
+            (_, None) => Phase::Running { pid },
+        };
     }
 
     /// The exec failed with `code` (126/127). The first start ends reinit; a later one counts
-    /// as the app ending by itself.
+    /// as the app ending by itself; a start-first one leaves the old app serving.
     pub fn spawn_failed(&mut self, now: Instant, code: u8) -> Vec<Action> {
+        if let Phase::Overlap { old, new: None, .. } = self.phase {
+            self.phase = Phase::Running { pid: old };
+            return vec![Action::UpdateFailed(UpdateFailure::SpawnFailed(code))];
+        }
         self.last_code = Some(code);
         if self.started_at.is_none() {
             self.phase = Phase::Done;
@@ -221,6 +298,17 @@ impl Supervisor {
     /// Whether the loop should check whether the stop is over and call `group_gone`.
     pub fn awaiting_exit(&self) -> bool {
         matches!(self.phase, Phase::Stopping { app_alive: false, .. })
+    }
+
+    /// The app being stopped beside the current one.
+    pub fn retiring_pid(&self) -> Option<i32> {
+        self.retiring.map(|r| r.pid)
+    }
+
+    /// The retiring app's group whose end is awaited (after that app was reaped): the loop
+    /// calls `retired_group_gone` once it is empty.
+    pub fn retiring_group_to_await(&self) -> Option<i32> {
+        self.retiring.filter(|r| !r.app_alive && r.group_alive).map(|r| r.pid)
     }
 
     /// Whether the current stop ends reinit (so processes the app left are stopped too).
@@ -271,6 +359,14 @@ impl Supervisor {
         if group_alive { vec![Action::Send(Dest::Group(pid), Signal::KILL)] } else { Vec::new() }
     }
 
+    /// Start stopping `pid` beside the current app, with the stop signal and the usual grace.
+    fn retire(&mut self, now: Instant, pid: i32, app_alive: bool) -> Vec<Action> {
+        let kill_at = after(now, self.policy.stop_timeout);
+        self.retiring = Some(Retiring { pid, app_alive, group_alive: true, kill_at, give_up_at: None });
+        let dest = if app_alive { self.app_dest(pid) } else { Dest::Group(pid) };
+        vec![Action::Send(dest, self.policy.stop_signal)]
+    }
+
     fn finish(&mut self, out: Vec<Action>) -> Vec<Action> {
         self.phase = Phase::Done;
         out
@@ -300,15 +396,22 @@ impl Supervisor {
 
     /// reinit's stop request (SIGTERM); `sig` is what the app gets. A restart in progress
     /// becomes the final stop, with the grace it has left; only a stop request during the final
-    /// stop kills at once.
+    /// stop kills at once. During a start-first overlap both apps are stopped.
     pub fn terminate(&mut self, now: Instant, sig: Signal) -> Vec<Action> {
         match self.phase {
-            Phase::Running { pid } if !self.policy.pre_stop_delay.is_zero() => {
+            Phase::Running { pid } | Phase::Starting { pid, .. } if !self.policy.pre_stop_delay.is_zero() => {
                 self.then = Then::ExitWithApp;
                 self.phase = Phase::Draining { pid, until: after(now, self.policy.pre_stop_delay), sig };
                 Vec::new()
             }
-            Phase::Running { pid } => self.begin_stop(now, pid, sig, Then::ExitWithApp),
+            Phase::Running { pid } | Phase::Starting { pid, .. } => {
+                self.begin_stop(now, pid, sig, Then::ExitWithApp)
+            }
+            Phase::Overlap { old, new, .. } => {
+                let mut out = new.map(|new| self.retire(now, new, true)).unwrap_or_default();
+                out.extend(self.begin_stop(now, old, sig, Then::ExitWithApp));
+                out
+            }
             Phase::Stopping { .. } if !self.final_stop() => {
                 self.then = Then::ExitWithApp;
                 Vec::new()
@@ -324,29 +427,42 @@ impl Supervisor {
 
     /// A second stop request (SIGTERM or SIGINT during the final stop): SIGKILL now, exit after.
     pub fn force(&mut self, now: Instant) -> Vec<Action> {
+        let mut out = self.retiring.as_mut().map_or_else(Vec::new, |r| {
+            r.kill_at = now;
+            r.give_up_at = Some(after(now, KILL_GRACE));
+            if r.group_alive { vec![Action::Send(Dest::Group(r.pid), Signal::KILL)] } else { Vec::new() }
+        });
         match self.phase {
             Phase::Draining { pid, sig, .. } => {
                 self.begin_stop(now, pid, sig, Then::ExitWithApp);
-                self.kill_now(now)
+                out.extend(self.kill_now(now));
             }
             Phase::Stopping { .. } => {
                 if !self.final_stop() {
                     self.then = Then::ExitWithApp; // shutting down wins over a restart
                 }
-                self.kill_now(now)
+                out.extend(self.kill_now(now));
             }
-            _ => Vec::new(),
+            _ => {}
         }
+        out
     }
 
-    /// A child was reaped with exit `code`; only the app's matters here.
+    /// A child was reaped with exit `code`; only the apps' matter here.
     pub fn reaped(&mut self, now: Instant, pid: i32, code: u8) -> Vec<Action> {
+        if let Some(r) = self.retiring.as_mut().filter(|r| r.pid == pid && r.app_alive) {
+            r.app_alive = false;
+            return Vec::new();
+        }
+        if let Phase::Overlap { old, new, ready_by } = self.phase {
+            return self.reaped_in_overlap(now, pid, code, old, new, ready_by);
+        }
         if self.app() != Some(pid) {
             return Vec::new();
         }
         self.last_code = Some(code);
         match self.phase {
-            Phase::Running { .. } | Phase::Draining { .. } => {
+            Phase::Running { .. } | Phase::Starting { .. } | Phase::Draining { .. } => {
                 let draining = matches!(self.phase, Phase::Draining { .. });
                 let restart = self.wants_restart(code) && !draining;
                 let then = if restart { Then::RestartAfterBackoff } else { Then::ExitWithApp };
@@ -368,9 +484,54 @@ impl Supervisor {
         }
     }
 
+    /// One of two overlapping apps exited: the new one before it was ready (the update
+    /// failed, the old one keeps serving), or the old one (the new one carries on starting).
+    fn reaped_in_overlap(
+        &mut self,
+        now: Instant,
+        pid: i32,
+        code: u8,
+        old: i32,
+        new: Option<i32>,
+        ready_by: Instant,
+    ) -> Vec<Action> {
+        if Some(pid) == new {
+            self.phase = Phase::Running { pid: old };
+            let mut out = vec![Action::UpdateFailed(UpdateFailure::Exited(code))];
+            out.extend(self.retire(now, pid, false));
+            return out;
+        }
+        if pid != old {
+            return Vec::new();
+        }
+        self.last_code = Some(code);
+        match new {
+            Some(new) => self.phase = Phase::Starting { pid: new, ready_by },
+            None => self.phase = Phase::Idle, // the spawn being prepared goes on as a plain start
+        }
+        vec![Action::Send(Dest::Group(old), self.policy.stop_signal)]
+    }
+
     fn set_app_gone(&mut self) {
         if let Phase::Stopping { app_alive, .. } = &mut self.phase {
             *app_alive = false;
+        }
+    }
+
+    /// The new app `pid` is ready. With start-first, the old one now gets the stop signal.
+    pub fn ready(&mut self, now: Instant, pid: i32) -> Vec<Action> {
+        match self.phase {
+            Phase::Starting { pid: p, .. } if p == pid => {
+                self.phase = Phase::Running { pid };
+                vec![Action::Ready { pid }]
+            }
+            Phase::Overlap { old, new: Some(new), .. } if new == pid => {
+                self.phase = Phase::Running { pid };
+                let mut out = vec![Action::Ready { pid }];
+                out.extend(self.retire(now, old, true));
+                out
+            }
+            _ => Vec::new(),
         }
     }
 
@@ -389,7 +550,24 @@ impl Supervisor {
             self.orphans_got = Some(sig);
             return vec![Action::Send(Dest::Orphans, sig)];
         }
+        if self.retiring.is_some() && !self.final_stop() {
+            return Vec::new(); // one app at a time: the restart waits for the retiring one
+        }
         self.stop_over(now)
+    }
+
+    /// The retiring app's group is empty: one app is left; a change that came meanwhile
+    /// restarts it now.
+    pub fn retired_group_gone(&mut self, now: Instant) -> Vec<Action> {
+        if self.retiring.take().is_none() {
+            return Vec::new();
+        }
+        match self.phase {
+            Phase::Running { .. } if std::mem::take(&mut self.pending_restart) => {
+                self.change(now, OnChange::Restart)
+            }
+            _ => Vec::new(),
+        }
     }
 
     fn stop_over(&mut self, now: Instant) -> Vec<Action> {
@@ -421,7 +599,24 @@ impl Supervisor {
     pub fn change(&mut self, now: Instant, what: OnChange) -> Vec<Action> {
         match (what, self.phase) {
             (_, Phase::Done) => Vec::new(),
-            (OnChange::Restart, Phase::Running { pid }) => {
+            (OnChange::Restart, Phase::Overlap { .. }) => {
+                self.pending_restart = true;
+                Vec::new()
+            }
+            (OnChange::Restart, Phase::Running { .. } | Phase::Starting { .. })
+                if self.retiring.is_some() =>
+            {
+                self.pending_restart = true;
+                Vec::new()
+            }
+            (OnChange::Restart, Phase::Running { pid })
+                if self.policy.update_order == UpdateOrder::StartFirst =>
+            {
+                // ready_by is set when the new app is spawned
+                self.phase = Phase::Overlap { old: pid, new: None, ready_by: now };
+                vec![Action::Spawn(Cause::Change)]
+            }
+            (OnChange::Restart, Phase::Running { pid } | Phase::Starting { pid, .. }) => {
                 self.begin_stop(now, pid, self.policy.stop_signal, Then::Restart)
             }
             (OnChange::Restart, Phase::Backoff { .. }) => {
@@ -432,10 +627,20 @@ impl Supervisor {
                 self.then = Then::Restart;
                 Vec::new()
             }
-            (OnChange::Signal(sig), Phase::Running { pid }) => vec![Action::Send(Dest::Process(pid), sig)],
-            (OnChange::Exit(code), Phase::Running { pid } | Phase::Draining { pid, .. }) => {
-                self.begin_stop(now, pid, self.policy.stop_signal, Then::Exit(code))
+            (OnChange::Signal(sig), _) => match self.app() {
+                Some(pid) if !self.stopping() => vec![Action::Send(Dest::Process(pid), sig)],
+                _ => Vec::new(),
+            },
+            (OnChange::Exit(code), Phase::Overlap { .. }) => {
+                let mut out = self.terminate(now, self.policy.stop_signal);
+                self.then = Then::Exit(code);
+                out.retain(|a| !matches!(a, Action::Exit(_)));
+                out
             }
+            (
+                OnChange::Exit(code),
+                Phase::Running { pid } | Phase::Starting { pid, .. } | Phase::Draining { pid, .. },
+            ) => self.begin_stop(now, pid, self.policy.stop_signal, Then::Exit(code)),
             (OnChange::Exit(code), Phase::Idle | Phase::Backoff { .. }) => {
                 self.finish(vec![Action::Exit(code)])
             }
@@ -449,9 +654,20 @@ impl Supervisor {
 
     /// Deadlines that have passed.
     pub fn tick(&mut self, now: Instant) -> Vec<Action> {
-        match self.phase {
+        let mut out = self.tick_retiring(now);
+        out.extend(match self.phase {
             Phase::Draining { pid, until, sig } if now >= until => {
                 self.begin_stop(now, pid, sig, Then::ExitWithApp)
+            }
+            Phase::Starting { pid, ready_by } if now >= ready_by => {
+                self.phase = Phase::Running { pid };
+                vec![Action::NotReady { pid }]
+            }
+            Phase::Overlap { old, new: Some(new), ready_by } if now >= ready_by => {
+                self.phase = Phase::Running { pid: old };
+                let mut out = vec![Action::UpdateFailed(UpdateFailure::NotReady)];
+                out.extend(self.retire(now, new, true));
+                out
             }
             Phase::Stopping { app_alive, kill_at, give_up_at: None, .. } if now >= kill_at => {
                 let mut out = vec![Action::TimedOut { app_alive }];
@@ -463,6 +679,7 @@ impl Supervisor {
                 if app_alive {
                     self.last_code = Some(128 + libc::SIGKILL as u8);
                 }
+                self.retiring = None;
                 let mut out = vec![Action::GaveUpWaiting];
                 out.extend(self.stop_over(now));
                 out
@@ -472,15 +689,46 @@ impl Supervisor {
                 vec![Action::Spawn(Cause::Exit)]
             }
             _ => Vec::new(),
+        });
+        out
+    }
+
+    fn tick_retiring(&mut self, now: Instant) -> Vec<Action> {
+        let Some(r) = self.retiring.as_mut() else { return Vec::new() };
+        match r.give_up_at {
+            None if now >= r.kill_at => {
+                r.give_up_at = Some(after(now, KILL_GRACE));
+                let mut out = vec![Action::TimedOut { app_alive: r.app_alive }];
+                if r.group_alive {
+                    out.push(Action::Send(Dest::Group(r.pid), Signal::KILL));
+                }
+                out
+            }
+            Some(t) if now >= t => {
+                self.retiring = None;
+                let mut out = vec![Action::GaveUpWaiting];
+                if let Phase::Running { .. } = self.phase
+                    && std::mem::take(&mut self.pending_restart)
+                {
+                    out.extend(self.change(now, OnChange::Restart));
+                }
+                out
+            }
+            _ => Vec::new(),
         }
     }
 
     pub fn next_deadline(&self) -> Option<Instant> {
-        match self.phase {
+        let main = match self.phase {
             Phase::Draining { until, .. } | Phase::Backoff { until } => Some(until),
+            Phase::Starting { ready_by, .. } | Phase::Overlap { new: Some(_), ready_by, .. } => {
+                Some(ready_by)
+            }
             Phase::Stopping { kill_at, give_up_at, .. } => Some(give_up_at.unwrap_or(kill_at)),
             _ => None,
-        }
+        };
+        let retiring = self.retiring.map(|r| r.give_up_at.unwrap_or(r.kill_at));
+        main.into_iter().chain(retiring).min()
     }
 }
 
@@ -506,14 +754,25 @@ mod tests {
             remap_exit: Vec::new(),
             signal_map: Vec::new(),
             sidecar: false,
+            update_order: UpdateOrder::StopFirst,
+            ready_timeout: None,
         }
     }
+
+    fn start_first() -> Policy {
+        Policy { update_order: UpdateOrder::StartFirst, ready_timeout: Some(secs(60)), ..policy() }
+    }
+
+    const NEW: i32 = 43;
 
     fn running(p: Policy, t0: Instant) -> Supervisor {
         let mut s = Supervisor::new(p);
         assert_eq!(s.start(), [Spawn(Cause::First)]);
         assert!(s.may_spawn());
         s.spawned(t0, APP);
+        if s.awaiting_ready().is_some() {
+            assert_eq!(s.ready(t0, APP), [Ready { pid: APP }]);
+        }
         assert_eq!(s.app(), Some(APP));
         s
     }
@@ -762,5 +1021,85 @@ mod tests {
         let mut s = Supervisor::new(Policy { sidecar: true, ..policy() });
         assert!(s.change(Instant::now(), OnChange::Siblings(HUP)).is_empty(), "the loop signals siblings");
         assert_eq!(s.change(Instant::now(), OnChange::Exit(4)), [Exit(4)]);
+    }
+
+    #[test]
+    fn start_first_starts_the_new_app_then_stops_the_old_once_it_is_ready() {
+        let t0 = Instant::now();
+        let mut s = running(start_first(), t0);
+        assert_eq!(s.change(t0, OnChange::Restart), [Spawn(Cause::Change)], "no stop signal yet");
+        assert!(s.may_spawn());
+        s.spawned(t0, NEW);
+        assert_eq!(s.awaiting_ready(), Some(NEW));
+        assert_eq!(s.next_deadline(), Some(t0 + secs(60)));
+        // the old app is the current one until the new one is ready
+        assert_eq!(s.received(t0, HUP), [Send(Group(APP), HUP)]);
+        assert!(s.ready(t0, APP).is_empty(), "only the new app's readiness counts");
+        assert_eq!(s.ready(t0 + secs(1), NEW), [Ready { pid: NEW }, Send(Group(APP), TERM)]);
+        assert_eq!(s.app(), Some(NEW));
+        assert_eq!(s.received(t0, HUP), [Send(Group(NEW), HUP)]);
+        // a change while the old app is still stopping waits for it
+        assert!(s.change(t0 + secs(2), OnChange::Restart).is_empty());
+        assert!(s.reaped(t0 + secs(2), APP, 0).is_empty());
+        assert_eq!(s.retiring_group_to_await(), Some(APP));
+        assert_eq!(s.retired_group_gone(t0 + secs(2)), [Spawn(Cause::Change)], "the change that waited");
+        assert_eq!(s.phase(), Phase::Overlap { old: NEW, new: None, ready_by: t0 + secs(2) });
+    }
+
+    #[test]
+    fn start_first_keeps_the_old_app_when_the_new_one_fails() {
+        let t0 = Instant::now();
+        // not ready in time: the new app is stopped, the old one serves on
+        let mut s = running(start_first(), t0);
+        s.change(t0, OnChange::Restart);
+        s.spawned(t0, NEW);
+        assert_eq!(s.tick(t0 + secs(60)), [UpdateFailed(UpdateFailure::NotReady), Send(Group(NEW), TERM)]);
+        assert_eq!(s.app(), Some(APP));
+        s.reaped(t0 + secs(61), NEW, 143);
+        assert!(s.retired_group_gone(t0 + secs(61)).is_empty());
+        assert_eq!(s.phase(), Phase::Running { pid: APP });
+        // it exits first
+        let mut s = running(start_first(), t0);
+        s.change(t0, OnChange::Restart);
+        s.spawned(t0, NEW);
+        assert_eq!(s.reaped(t0, NEW, 1), [UpdateFailed(UpdateFailure::Exited(1)), Send(Group(NEW), TERM)]);
+        assert_eq!(s.app(), Some(APP));
+        // it cannot be started
+        let mut s = running(start_first(), t0);
+        s.change(t0, OnChange::Restart);
+        assert_eq!(s.spawn_failed(t0, 127), [UpdateFailed(UpdateFailure::SpawnFailed(127))]);
+        assert_eq!(s.phase(), Phase::Running { pid: APP });
+    }
+
+    #[test]
+    fn term_during_a_start_first_overlap_stops_both() {
+        let t0 = Instant::now();
+        let mut s = running(start_first(), t0);
+        s.change(t0, OnChange::Restart);
+        s.spawned(t0, NEW);
+        assert_eq!(s.received(t0, TERM), [Send(Group(NEW), TERM), Send(Group(APP), TERM)]);
+        assert!(!s.may_spawn(), "nothing else starts");
+        s.reaped(t0, APP, 143);
+        assert!(s.group_gone(t0, true).contains(&Send(Orphans, TERM)), "the new app is still below reinit");
+        s.reaped(t0, NEW, 143);
+        assert!(s.retired_group_gone(t0).is_empty());
+        assert_eq!(s.group_gone(t0, false), [Exit(143)]);
+    }
+
+    #[test]
+    fn readiness_completes_a_stop_first_start() {
+        let t0 = Instant::now();
+        let mut s = Supervisor::new(Policy { ready_timeout: Some(secs(5)), ..policy() });
+        s.start();
+        s.spawned(t0, APP);
+        assert_eq!(s.awaiting_ready(), Some(APP));
+        assert_eq!(s.received(t0, HUP), [Send(Group(APP), HUP)], "the only app gets signals");
+        assert_eq!(s.ready(t0, APP), [Ready { pid: APP }]);
+        assert_eq!(s.awaiting_ready(), None);
+        let mut s = Supervisor::new(Policy { ready_timeout: Some(secs(5)), ..policy() });
+        s.start();
+        s.spawned(t0, APP);
+        assert_eq!(s.tick(t0 + secs(5)), [NotReady { pid: APP }]);
+        assert_eq!(s.phase(), Phase::Running { pid: APP }, "it keeps running");
     }
 }
