@@ -9,10 +9,10 @@
 #    the background while reinit builds, nice'd, killed after a time limit: then the watch
 #    figures go without it, with a note);
 # 2. builds the static reinit (scripts/build-static.sh, which prints its size) and the driver
-#    examples/bench.rs with the fixture app examples/fake_app.rs;
+#    bench/src/main.rs with the fixture app tests/fixtures/fake_app.rs;
 # 3. runs bench/restarts.sh (failed requests during restarts under load) if it is there;
 # 4. runs the driver: every measurement side by side, interleaved (see the header of
-#    examples/bench.rs for each method), and writes bench/results.md (also printed) and
+#    bench/src/main.rs for each method), and writes bench/results.md (also printed) and
 #    bench/chart.svg.
 #
 # Loopback and local files only; every step has a time limit. The measurements are only as
@@ -71,7 +71,7 @@ note "building the static reinit"
 timeout 600 scripts/build-static.sh
 reinit=$root/target/x86_64-unknown-linux-musl/release/reinit
 note "building the driver and the fixture app"
-timeout 600 cargo build --release --locked --quiet --example bench --example fake_app
+timeout 600 cargo build --release --locked --quiet -p reinit-bench -p reinit-test-fixtures --bin bench --bin fake_app
 if [ -n "$watchexec_job" ]; then
   note "waiting for the watchexec install to finish"
   if wait "$watchexec_job" && command -v watchexec >/dev/null 2>&1; then
@@ -103,6 +103,6 @@ fi
 
 # --- 4. the measurements -------------------------------------------------------------------
 note "measuring (the driver prints its progress)"
-timeout 900 target/release/examples/bench run --reinit "$reinit" "${watchexec_args[@]}" \
+timeout 900 target/release/bench run --reinit "$reinit" "${watchexec_args[@]}" \
   --out bench/results.md --svg bench/chart.svg --append "$restarts_md" "${quick[@]}"
 note "done in ${SECONDS}s: bench/results.md, bench/chart.svg"

@@ -1,5 +1,5 @@
 //! The init contract (issue 3, DESIGN.md §2–§3), one test per behaviour, driving the real
-//! binary against `examples/fake_app.rs`. Grouped by the issue's numbered points:
+//! binary against `tests/fixtures/fake_app.rs`. Grouped by the issue's numbered points:
 //!
 //! 1. [`exit_status`] — exit statuses; [`usage`] — usage errors, help, version, env fallbacks
 //! 2. [`forwarding`] — signal forwarding, `--forward`, `--map-signal`

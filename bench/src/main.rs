@@ -1,4 +1,4 @@
-//! `bench`: the benchmark driver behind `bench/run.sh` (issue 8, DESIGN.md §9). It measures
+//! `bench`: the benchmark driver behind `bench/run.sh`. It measures
 //! reinit side by side with tini (Debian's static `tini-static` and dynamic `tini`), `dumb-init`
 //! and `catatonit`, and as a config watcher with `watchexec` and `entr`, **interleaved** (round
 //! robin over the tools in small blocks, or all tools at once over the same window), then writes
@@ -12,7 +12,7 @@
 //! ```
 //!
 //! `run` finds the peers on `PATH` (a missing one is left out with a note), runs fake_app
-//! (`examples/fake_app.rs`, next to this binary unless `--fake-app`) as the wrapped app, prints
+//! (`tests/fixtures/fake_app.rs`, next to this binary unless `--fake-app`) as the wrapped app, prints
 //! the report on stdout and writes it to `--out` (default `bench/results.md`), the chart to
 //! `--svg` (default `bench/chart.svg`); `--append FILE` adds a markdown file (the restarts table
 //! of `bench/restarts.sh`) to the report. `--quick` runs every section with small counts (for
@@ -63,7 +63,9 @@
 #![allow(unsafe_code)]
 
 /// The kubelet `AtomicWriter` simulator of the integration tests, shared rather than ported.
-#[path = "../tests/util/kubelet.rs"]
+/// Included by path: it is one std-only file that the tests own and use as a module, so a
+/// crate of its own would add a manifest for nothing.
+#[path = "../../tests/util/kubelet.rs"]
 #[allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed step is a panic there
 mod kubelet;
 
@@ -90,7 +92,7 @@ fn main() -> ExitCode {
     let result = match args.get(1).map(String::as_str) {
         Some("storm") => storm_main(&args[2..]),
         Some("run") => run_main(&args[2..]),
-        _ => Err(fail("usage: bench run --reinit PATH [options] | bench storm N (see examples/bench.rs)")),
+        _ => Err(fail("usage: bench run --reinit PATH [options] | bench storm N (see bench/src/main.rs)")),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -146,7 +148,7 @@ impl Counts {
     }
 }
 
-/// reinit's debounce (its default) and the slack the issue allows on top of it.
+/// reinit's debounce (its default) and the slack allowed on top of it.
 const DEBOUNCE_MS: f64 = 100.0;
 const WATCH_SLACK_MS: f64 = 10.0;
 /// A watcher that shows no new app start within this is counted as having missed the update.
@@ -1510,7 +1512,7 @@ fn row(out: &mut String, label: &str, values: &[Option<f64>], base: usize, fmt: 
     let _ = writeln!(out, "| {label} | {} |", cells.join(" | "));
 }
 
-/// A bar of the issue: (figure, reinit's value, what it is held against, met?).
+/// A bar reinit is held to: (figure, reinit's value, what it is held against, met?).
 struct Bar {
     figure: String,
     value: String,
@@ -1612,11 +1614,11 @@ fn render(h: &Header, r: &Report, quick: bool) -> String {
     let _ = writeln!(md, "Versions: {}.\n", versions.join(" · "));
     let _ = writeln!(
         md,
-        "Produced by `bench/run.sh` (driver: `examples/bench.rs`, whose header documents each method).\n"
+        "Produced by `bench/run.sh` (driver: `bench/src/main.rs`, whose header documents each method).\n"
     );
 
     // The bars.
-    let _ = writeln!(md, "## reinit against the bars of issue 8\n");
+    let _ = writeln!(md, "## reinit against its bars\n");
     let _ = writeln!(md, "| figure | reinit | bar | met |\n|---|---|---|---|");
     for b in bars(r) {
         let met = match b.met {
