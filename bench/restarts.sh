@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
 # Failed requests while reinit restarts an app under load, with and without --listen.
 #
-#   bench/restarts.sh            # builds what it needs (release), runs both, prints a markdown table
+#   bench/restarts.sh
 #
-# For each mode: the example server (examples/config_server.rs, --start-delay 300 ms: slow to
-# start, like a real app) runs under `reinit --watch VOLUME`; tests/fixtures/load.rs keeps 8 clients
-# busy (connect, GET /, read the whole answer, 5 s limit per step) while RESTARTS (10) kubelet-
-# style updates of the volume each trigger one restart — the next update only once the restart
-# is visible (answers carry the new app's pid). Loopback only; installs nothing.
+#   -h, --help   print this help
+#
+# Builds what it needs (release), runs both modes, prints a markdown table. For each mode: the
+# example server (examples/config_server.rs, --start-delay 300 ms: slow to start, like a real
+# app) runs under `reinit --watch VOLUME`; tests/fixtures/load.rs keeps 8 clients busy
+# (connect, GET /, read the whole answer, 5 s limit per step) while RESTARTS (10) kubelet-style
+# updates of the volume each trigger one restart — the next update only once the restart is
+# visible (answers carry the new app's pid). Loopback only; installs nothing.
 #
 #   with --listen:    reinit --listen tcp:127.0.0.1:PORT --watch V -- config_server --config V/app.conf
 #   without:          reinit --watch V -- config_server --config V/app.conf --port PORT
@@ -16,6 +19,14 @@
 # requests, 0 = closed loop).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+usage() { sed -n '2,/^[^#]/{/^#/s/^# \{0,1\}//p}' "$0"; }
+for arg in "$@"; do
+  case $arg in
+    -h | --help) usage && exit 0 ;;
+    *) echo "bench/restarts.sh: error: unknown argument '$arg' (see --help)" >&2 && exit 2 ;;
+  esac
+done
 
 RESTARTS=${RESTARTS:-10}
 THREADS=${THREADS:-8}

@@ -8,5 +8,6 @@ mod containers;
 mod init;
 mod listen;
 mod readme;
+mod scripts;
 mod siblings;
 mod watch;
