@@ -317,7 +317,6 @@ fn listen_failed(md: &str) -> Option<f64> {
 fn run_main(args: &[String]) -> Res<()> {
     let o = parse_opts(args)?;
     let counts = if o.quick { Counts::quick() } else { Counts::full() };
-    let wants = |s: &str| o.only.as_ref().is_none_or(|v| v.iter().any(|x| x == s));
     let started = Instant::now();
     let load_before = fs::read_to_string("/proc/loadavg").unwrap_or_default();
     let mut notes = Vec::new();
@@ -334,45 +333,13 @@ fn run_main(args: &[String]) -> Res<()> {
         listen_failed: None,
     };
 
-    let result = (|| -> Res<()> {
-        if wants("size") {
-            progress("size");
-            sizes(&inits, &watchers, &mut report);
-        }
-        if wants("startup") {
-            startup(&inits, &counts, &mut report)?;
-        }
-        if wants("signal") {
-            signal_latency(&inits, &o, &counts, &mut report)?;
-        }
-        if wants("storm") {
-            storm(&inits, &counts, &mut report)?;
-        }
-        if wants("idle") {
-            idle(&inits, &watchers, &scratch, &counts, &mut report)?;
-        }
-        if wants("watch") {
-            watch(&watchers, &o, &scratch, &counts, &mut report)?;
-        }
-        Ok(())
-    })();
+    let result = measure(&o, &inits, &watchers, &counts, &scratch, &mut report);
     let _ = fs::remove_dir_all(&scratch);
     result?;
 
     let load_after = fs::read_to_string("/proc/loadavg").unwrap_or_default();
     let header = header(&o, &inits, &watchers, &load_before, &load_after, started.elapsed());
-    let mut appended = String::new();
-    for extra in &o.append {
-        match fs::read_to_string(extra) {
-            Ok(text) => {
-                appended.push('\n');
-                appended.push_str(&text);
-            }
-            Err(e) => {
-                let _ = writeln!(appended, "\n(could not read {}: {e})", extra.display());
-            }
-        }
-    }
+    let appended = appended(&o.append);
     report.listen_failed = listen_failed(&appended);
     let mut md = render(&header, &report, o.quick);
     md.push_str(&appended);
@@ -389,6 +356,55 @@ fn run_main(args: &[String]) -> Res<()> {
         started.elapsed().as_secs_f64()
     );
     Ok(())
+}
+
+/// The sections `--only` asks for (all by default), in order.
+fn measure(
+    o: &Opts,
+    inits: &[Init],
+    watchers: &[Watcher],
+    counts: &Counts,
+    scratch: &Path,
+    report: &mut Report,
+) -> Res<()> {
+    let wants = |s: &str| o.only.as_ref().is_none_or(|v| v.iter().any(|x| x == s));
+    if wants("size") {
+        progress("size");
+        sizes(inits, watchers, report);
+    }
+    if wants("startup") {
+        startup(inits, counts, report)?;
+    }
+    if wants("signal") {
+        signal_latency(inits, o, counts, report)?;
+    }
+    if wants("storm") {
+        storm(inits, counts, report)?;
+    }
+    if wants("idle") {
+        idle(inits, watchers, scratch, counts, report)?;
+    }
+    if wants("watch") {
+        watch(watchers, o, scratch, counts, report)?;
+    }
+    Ok(())
+}
+
+/// The `--append` files, each after a blank line (a note in place of one that cannot be read).
+fn appended(files: &[PathBuf]) -> String {
+    let mut appended = String::new();
+    for extra in files {
+        match fs::read_to_string(extra) {
+            Ok(text) => {
+                appended.push('\n');
+                appended.push_str(&text);
+            }
+            Err(e) => {
+                let _ = writeln!(appended, "\n(could not read {}: {e})", extra.display());
+            }
+        }
+    }
+    appended
 }
 
 fn progress(what: &str) {

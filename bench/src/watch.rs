@@ -107,24 +107,7 @@ pub(crate) fn watch(
             let tag = if scenario == Scenario::Kube { "kube" } else { "save" };
             let dir = scratch.join(format!("watch-{}-{tag}", watcher.name));
             fs::create_dir_all(&dir)?;
-            let mut kube = None;
-            match scenario {
-                Scenario::Kube => {
-                    let mut k = Kubelet::new(&dir, kubelet::Options::default());
-                    let p0 = payload(0);
-                    let first: Vec<(&str, &[u8])> =
-                        p0.iter().map(|(key, data)| (*key, data.as_slice())).collect();
-                    if !k.write(&first) {
-                        return Err(fail("kubelet: the first write published nothing"));
-                    }
-                    kube = Some(k);
-                }
-                Scenario::Save => {
-                    for (key, data) in payload(0) {
-                        fs::write(dir.join(key), data)?;
-                    }
-                }
-            }
+            let kube = first_content(&dir, scenario)?;
             let app = vec![
                 o.fake_app.display().to_string(),
                 "--config".into(),
@@ -163,7 +146,35 @@ pub(crate) fn watch(
             }
         }
     }
-    for inst in &mut instances {
+    finish(&mut instances, watchers, report);
+    Ok(())
+}
+
+/// The volume of one instance, with the first content: written by the kubelet simulator (which
+/// is returned, for the updates) or as plain files.
+fn first_content(dir: &Path, scenario: Scenario) -> Res<Option<Kubelet>> {
+    match scenario {
+        Scenario::Kube => {
+            let mut k = Kubelet::new(dir, kubelet::Options::default());
+            let p0 = payload(0);
+            let first: Vec<(&str, &[u8])> = p0.iter().map(|(key, data)| (*key, data.as_slice())).collect();
+            if !k.write(&first) {
+                return Err(fail("kubelet: the first write published nothing"));
+            }
+            Ok(Some(k))
+        }
+        Scenario::Save => {
+            for (key, data) in payload(0) {
+                fs::write(dir.join(key), data)?;
+            }
+            Ok(None)
+        }
+    }
+}
+
+/// Waits out each instance's last update, stops it, and records its figures.
+fn finish(instances: &mut [Instance], watchers: &[Watcher], report: &mut Report) {
+    for inst in instances.iter_mut() {
         let _ = inst.settle();
         if debug() {
             let tag = if inst.scenario == Scenario::Kube { "kube" } else { "save" };
@@ -173,7 +184,6 @@ pub(crate) fn watch(
         inst.running.stop(libc::SIGTERM, Duration::from_secs(3));
         set_watch(report, inst.watcher, inst.scenario, inst.stats.clone());
     }
-    Ok(())
 }
 
 pub(crate) fn set_watch(report: &mut Report, w: usize, scenario: Scenario, stats: WatchStats) {
