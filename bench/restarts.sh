@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
 # Failed requests while reinit restarts an app under load, with and without --listen.
 #
-#   bench/restarts.sh            # builds what it needs (release), runs both, prints a markdown table
+#   bench/restarts.sh
 #
-# For each mode: the example server (examples/config_server.rs, --start-delay 300 ms: slow to
-# start, like a real app) runs under `reinit --watch VOLUME`; examples/load.rs keeps 8 clients
-# busy (connect, GET /, read the whole answer, 5 s limit per step) while RESTARTS (10) kubelet-
-# style updates of the volume each trigger one restart — the next update only once the restart
-# is visible (answers carry the new app's pid). Loopback only; installs nothing.
+#   -h, --help   print this help
+#
+# Builds what it needs (release), runs both modes, prints a markdown table. For each mode: the
+# example server (examples/config_server.rs, --start-delay 300 ms: slow to start, like a real
+# app) runs under `reinit --watch VOLUME`; tests/fixtures/load.rs keeps 8 clients busy
+# (connect, GET /, read the whole answer, 5 s limit per step) while RESTARTS (10) kubelet-style
+# updates of the volume each trigger one restart — the next update only once the restart is
+# visible (answers carry the new app's pid). Loopback only; installs nothing.
 #
 #   with --listen:    reinit --listen tcp:127.0.0.1:PORT --watch V -- config_server --config V/app.conf
 #   without:          reinit --watch V -- config_server --config V/app.conf --port PORT
@@ -17,12 +20,20 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+usage() { sed -n '2,/^[^#]/{/^#/s/^# \{0,1\}//p}' "$0"; }
+for arg in "$@"; do
+  case $arg in
+    -h | --help) usage && exit 0 ;;
+    *) echo "bench/restarts.sh: error: unknown argument '$arg' (see --help)" >&2 && exit 2 ;;
+  esac
+done
+
 RESTARTS=${RESTARTS:-10}
 THREADS=${THREADS:-8}
 START_DELAY=${START_DELAY:-300}
 INTERVAL=${INTERVAL:-0}
 
-cargo build --release --quiet --bin reinit --example config_server --example load
+cargo build --release --quiet -p reinit -p reinit-test-fixtures --bin reinit --example config_server --bin load
 R=target/release
 work=$(mktemp -d)
 reinit_pid=
@@ -60,7 +71,7 @@ run() { # run MODE (listen|own): prints one table row
   local mode=$1 dir=$work/$1 port start end i
   mkdir -p "$dir"
   publish "$dir/volume" v0
-  port=$("$R/examples/load" --free-port)
+  port=$("$R/load" --free-port)
   local app=("$R/examples/config_server" --config "$dir/volume/app.conf" --start-delay "$START_DELAY")
   if [ "$mode" = listen ]; then
     "$R/reinit" --listen "tcp:127.0.0.1:$port" --watch "$dir/volume" -- "${app[@]}" 2>"$dir/reinit.err" &
@@ -70,7 +81,7 @@ run() { # run MODE (listen|own): prints one table row
   reinit_pid=$!
   wait_until 20 "the first start to serve" grep -q ' serving ' "$dir/reinit.err"
   start=$(date +%s.%N)
-  "$R/examples/load" --addr "127.0.0.1:$port" --threads "$THREADS" --interval-ms "$INTERVAL" \
+  "$R/load" --addr "127.0.0.1:$port" --threads "$THREADS" --interval-ms "$INTERVAL" \
     --until-file "$dir/stop" >"$dir/load.out" 2>"$dir/load.err" &
   local load_pid=$!
   wait_until 20 "the first answer" at_least "$dir/load.out" 1

@@ -1,18 +1,21 @@
 #!/usr/bin/env bash
-# The benchmarks of issue 8 (DESIGN.md §9) in one command, from a clean clone, as root:
+# The benchmarks in one command, from a clean clone, as root.
 #
-#   bench/run.sh            # ~6 min of measuring after the builds; < 15 min in all on 2 cores
-#   bench/run.sh --quick    # every section with tiny counts, to check the set-up (figures meaningless)
+#   bench/run.sh [--quick]
 #
+#   --quick      every section with tiny counts, to check the set-up (the figures are meaningless)
+#   -h, --help   print this help
+#
+# Takes ~6 min of measuring after the builds; < 15 min in all on 2 cores. It:
 # 1. installs the peers that are missing: Debian `tini` (with `tini-static`), `dumb-init`,
 #    `catatonit`, `entr` (apt-get), and `watchexec` (`cargo install watchexec-cli --locked`, in
 #    the background while reinit builds, nice'd, killed after a time limit: then the watch
 #    figures go without it, with a note);
 # 2. builds the static reinit (scripts/build-static.sh, which prints its size) and the driver
-#    examples/bench.rs with the fixture app examples/fake_app.rs;
-# 3. runs bench/restarts.sh (failed requests during restarts under load) if it is there;
+#    bench/src/main.rs with the fixture app tests/fixtures/fake_app.rs;
+# 3. runs bench/restarts.sh (failed requests during restarts under load);
 # 4. runs the driver: every measurement side by side, interleaved (see the header of
-#    examples/bench.rs for each method), and writes bench/results.md (also printed) and
+#    bench/src/main.rs for each method), and writes bench/results.md (also printed) and
 #    bench/chart.svg.
 #
 # Loopback and local files only; every step has a time limit. The measurements are only as
@@ -24,8 +27,17 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
+
+usage() { sed -n '2,/^[^#]/{/^#/s/^# \{0,1\}//p}' "$0"; }
 quick=()
-[ "${1:-}" = "--quick" ] && quick=(--quick)
+while [ $# -gt 0 ]; do
+  case $1 in
+    --quick) quick=(--quick) ;;
+    -h | --help) usage && exit 0 ;;
+    *) echo "bench/run.sh: error: unknown argument '$1' (see --help)" >&2 && exit 2 ;;
+  esac
+  shift
+done
 budget=${BENCH_BUDGET:-840}
 # What the measurements and restarts.sh need after the builds, with a margin.
 reserve=$([ ${#quick[@]} -gt 0 ] && echo 120 || echo 330)
@@ -71,7 +83,7 @@ note "building the static reinit"
 timeout 600 scripts/build-static.sh
 reinit=$root/target/x86_64-unknown-linux-musl/release/reinit
 note "building the driver and the fixture app"
-timeout 600 cargo build --release --locked --quiet --example bench --example fake_app
+timeout 600 cargo build --release --locked --quiet -p reinit-bench -p reinit-test-fixtures --bin bench --bin fake_app
 if [ -n "$watchexec_job" ]; then
   note "waiting for the watchexec install to finish"
   if wait "$watchexec_job" && command -v watchexec >/dev/null 2>&1; then
@@ -103,6 +115,6 @@ fi
 
 # --- 4. the measurements -------------------------------------------------------------------
 note "measuring (the driver prints its progress)"
-timeout 900 target/release/examples/bench run --reinit "$reinit" "${watchexec_args[@]}" \
+timeout 900 target/release/bench run --reinit "$reinit" "${watchexec_args[@]}" \
   --out bench/results.md --svg bench/chart.svg --append "$restarts_md" "${quick[@]}"
 note "done in ${SECONDS}s: bench/results.md, bench/chart.svg"

@@ -1,6 +1,11 @@
 #!/usr/bin/env bash
 # Build the static drop-in for x86_64-unknown-linux-musl and check that it is statically linked;
-# prints its path and size. `--with-example` also builds examples/config_server the same way.
+# prints its path and size.
+#
+#   scripts/build-static.sh [--with-example]
+#
+#   --with-example   also build examples/config_server the same way (for the example image)
+#   -h, --help       print this help
 #
 # By default the standard library is rebuilt with panics that abort at once
 # (-Zbuild-std, -Cpanic=immediate-abort, enabled on the stable toolchain by RUSTC_BOOTSTRAP=1):
@@ -10,7 +15,15 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 target=x86_64-unknown-linux-musl
 what=(--bin reinit)
-[ "${1:-}" = "--with-example" ] && what+=(--example config_server)
+
+usage() { sed -n '2,/^[^#]/{/^#/s/^# \{0,1\}//p}' "$0"; }
+for arg in "$@"; do
+  case $arg in
+    --with-example) what+=(--example config_server) ;;
+    -h | --help) usage && exit 0 ;;
+    *) echo "scripts/build-static.sh: error: unknown argument '$arg' (see --help)" >&2 && exit 2 ;;
+  esac
+done
 
 rustup target list --installed 2>/dev/null | grep -qx "$target" || rustup target add "$target" >&2
 if ! command -v file >/dev/null; then

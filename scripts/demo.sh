@@ -2,8 +2,24 @@
 # See reinit work: wrap the example server (reinit holds its port with --listen), update its
 # config the way the kubelet updates a ConfigMap volume, watch exactly one restart, then stop it
 # like `docker stop` does.
+#
+#   scripts/demo.sh
+#
+#   -h, --help   print this help
+#
+# Builds reinit and the example (release) first. Environment: PORT (18080), the port on
+# 127.0.0.1 the example server listens on.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+usage() { sed -n '2,/^[^#]/{/^#/s/^# \{0,1\}//p}' "$0"; }
+for arg in "$@"; do
+  case $arg in
+    -h | --help) usage && exit 0 ;;
+    *) echo "scripts/demo.sh: error: unknown argument '$arg' (see --help)" >&2 && exit 2 ;;
+  esac
+done
+
 cargo build --release --quiet --bin reinit --example config_server
 port=${PORT:-18080}
 dir=$(mktemp -d)

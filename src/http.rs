@@ -236,7 +236,10 @@ impl Exchange {
             match socket::getsockopt(fd, SocketError) {
                 Ok(0) => self.phase = Phase::Writing(0),
                 Ok(errno) => {
-                    return Some(Answer::Failed(format!("cannot connect: {}", Errno::from_raw(errno).desc())));
+                    return Some(Answer::Failed(format!(
+                        "cannot connect: {}",
+                        Errno::from_raw(errno).desc()
+                    )));
                 }
                 Err(e) => return Some(Answer::Failed(format!("cannot connect: {e}"))),
             }

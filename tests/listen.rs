@@ -3,18 +3,18 @@
 //! of reinit itself; no connection refused or dropped while the app restarts; a unix socket file
 //! removed at exit only while it is still the one reinit created.
 //!
-//! The app is `examples/fake_app.rs` (`--listen-report`, `--fds`) for what a start sees, and
+//! The app is `tests/fixtures/fake_app.rs` (`--listen-report`, `--fds`) for what a start sees, and
 //! `examples/config_server.rs` (HTTP, `pid=` in every answer) for connections. Restarts are
 //! triggered the real way: `--watch` on a volume the kubelet simulator updates. Which socket an
 //! fd is, is read from `/proc/PID/fd` and `/proc/net/{tcp,tcp6,unix}` (inode numbers), so the
 //! tests can tell that every start gets the very socket reinit bound at the beginning.
 //!
-//! The load test drives `examples/load.rs` (also used by `bench/restarts.sh`).
+//! The load test drives `tests/fixtures/load.rs` (also used by `bench/restarts.sh`).
 
 use crate::util::kubelet::{Kubelet, Options};
 use crate::util::{
-    DEADLINE, Proc, TempDir, alive, close_inherited_fds, field, num_field, poll_until, prepare, reinit_bin,
-    reinit_cmd, with_app,
+    DEADLINE, Proc, TempDir, alive, close_inherited_fds, example, field, fixture, num_field, poll_until,
+    prepare, reinit_bin, reinit_cmd, with_app,
 };
 use std::ffi::CString;
 use std::io::{Read, Write};
@@ -30,18 +30,6 @@ const RESTARTS: usize = 2;
 
 /// Config updates (so restarts) in the load test.
 const LOAD_RESTARTS: usize = 10;
-
-/// An example binary built by `cargo test` next to fake_app.
-fn example(name: &str) -> String {
-    let bin = reinit_bin();
-    let path = bin.parent().expect("reinit has a parent dir").join("examples").join(name);
-    assert!(
-        path.exists(),
-        "{} missing: run the tests with `cargo test` (it builds examples)",
-        path.display()
-    );
-    path.to_string_lossy().into_owned()
-}
 
 fn s(path: &Path) -> String {
     path.to_str().expect("UTF-8 test path").to_string()
@@ -667,7 +655,7 @@ fn load_no_request_fails_across_10_restarts() {
     let (mut k, dir) = volume(&tmp);
     let (mut p, port) = config_server_under_reinit(&dir, 300);
     let stop = tmp.path().join("stop");
-    let mut cmd = Command::new(example("load"));
+    let mut cmd = Command::new(fixture("load"));
     cmd.args(["--addr", &format!("127.0.0.1:{port}"), "--threads", "8", "--timeout-ms", "5000"]);
     cmd.args(["--until-file", &s(&stop), "--max-ms", "120000"]);
     prepare(&mut cmd);

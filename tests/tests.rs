@@ -1,4 +1,5 @@
-//! Integration tests: drive the real `reinit` binary from outside against `examples/fake_app.rs`.
+//! Integration tests: drive the real `reinit` binary from outside against the fixture app
+//! `tests/fixtures/fake_app.rs`.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod util;
@@ -10,5 +11,6 @@ mod init;
 mod listen;
 mod prometheus;
 mod readme;
+mod scripts;
 mod siblings;
 mod watch;

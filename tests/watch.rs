@@ -1,5 +1,5 @@
 //! Config watching, one test per behaviour, driving the real
-//! binary against `examples/fake_app.rs` while `tests/util/kubelet.rs` (or a naive writer)
+//! binary against `tests/fixtures/fake_app.rs` while `tests/util/kubelet.rs` (or a naive writer)
 //! changes the watched paths.
 //!
 //! Every test counts the app's starts through fake_app's output (`config <PATH>=<content>` then

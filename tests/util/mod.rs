@@ -6,7 +6,9 @@
 //! timeout, panics with everything seen so far.
 //!
 //! Summary:
-//! - [`reinit_bin`], [`fake_app`]: the binaries under test (`cargo test` builds both).
+//! - [`reinit_bin`], [`fake_app`], [`fixture`], [`example`]: the binaries under test (`cargo
+//!   test` builds reinit; the first call of the others builds the fixtures crate, tests/fixtures,
+//!   and the examples).
 //! - [`reinit_cmd`]`(args)`: a `Command` for reinit with stdin null, stdout/stderr piped, no
 //!   `REINIT_*` variable inherited and no inherited fd above 2 (see [`close_inherited_fds`]).
 //! - [`as_pid1`]`(args)`: the same under `unshare --pid --fork --mount-proc --kill-child`.
@@ -30,6 +32,7 @@ use std::io::{BufRead, BufReader, Read};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::PathBuf;
 use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
+use std::sync::OnceLock;
 use std::sync::mpsc::{Receiver, RecvTimeoutError, channel};
 use std::time::{Duration, Instant};
 
@@ -41,13 +44,60 @@ pub fn reinit_bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_reinit"))
 }
 
-/// Path of the `examples/fake_app` fixture (built by `cargo test` next to the binary's dir).
+/// Path of the `fake_app` fixture (tests/fixtures/fake_app.rs), the app run under reinit.
 pub fn fake_app() -> String {
-    let bin = reinit_bin();
-    let dir = bin.parent().expect("reinit has a parent dir");
-    let app = dir.join("examples").join("fake_app");
-    assert!(app.exists(), "{} missing: run the tests with `cargo test` (it builds examples)", app.display());
-    app.to_string_lossy().into_owned()
+    fixture("fake_app")
+}
+
+/// Path of a program of the test fixtures crate (tests/fixtures: `fake_app`, `load`).
+pub fn fixture(name: &str) -> String {
+    program(name)
+}
+
+/// Path of an example of reinit's (`config_server`).
+pub fn example(name: &str) -> String {
+    program(name)
+}
+
+/// Path of a program the tests run besides reinit. `cargo test` builds no binary of another
+/// package, nor any example when given a test name filter, so the first call builds them all
+/// with the cargo running the tests (a no-op when they are up to date): whichever packages or
+/// tests `cargo test` was asked for, they are there and never stale.
+fn program(name: &str) -> String {
+    static BUILT: OnceLock<Result<Vec<PathBuf>, String>> = OnceLock::new();
+    // A failed build is kept too: every test then fails at once with its message.
+    let built = BUILT.get_or_init(build_programs).as_ref().unwrap_or_else(|e| panic!("{e}"));
+    let path = built.iter().find(|p| p.file_name() == Some(OsStr::new(name)));
+    let path = path.unwrap_or_else(|| panic!("no program {name:?} among {built:?}"));
+    path.to_string_lossy().into_owned()
+}
+
+/// `cargo build` of the fixtures and the examples: the paths of the executables it reports.
+fn build_programs() -> Result<Vec<PathBuf>, String> {
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| env!("CARGO").into());
+    let out = Command::new(cargo)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .args(["build", "--quiet", "-p", "reinit-test-fixtures", "--bins", "-p", "reinit", "--examples"])
+        .arg("--message-format=json-render-diagnostics")
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| format!("cannot run cargo to build the test programs: {e}"))?;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    if !out.status.success() {
+        return Err(format!("building the test fixtures and examples failed:\n{stderr}"));
+    }
+    let key = "\"executable\":\"";
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let built: Vec<PathBuf> = stdout
+        .lines()
+        .filter_map(|line| line.split_once(key))
+        .filter_map(|(_, rest)| rest.split_once('"'))
+        .map(|(path, _)| PathBuf::from(path))
+        .collect();
+    if built.is_empty() {
+        return Err(format!("cargo reported no executable:\n{stdout}{stderr}"));
+    }
+    Ok(built)
 }
 
 /// `REINIT_ARGS -- <fake_app> APP_ARGS`: reinit's arguments around the fixture app's.
