@@ -12,6 +12,9 @@
 //! - `--start-delay MS`: sleeps before serving, like an app that is slow to start.
 //! - Answers every request with `200 OK` and a body of `pid=<pid>` and `config=<content>`;
 //!   `GET /healthz` answers `ok`.
+//! - Once it serves, it says so with `READY=1` on `$NOTIFY_SOCKET` when there is one (the
+//!   systemd sd_notify protocol, as `reinit --ready notify` sets it), so a restart completes,
+//!   and a start-first update hands over, only when it can answer.
 //! - On SIGTERM or SIGINT it stops accepting, finishes the requests in flight, and exits 0 (what
 //!   is still queued in the listening socket stays there for the next app under `--listen`).
 //! - Logs one line on stderr when it serves, on each reload and when it stops.
@@ -37,6 +40,23 @@ fn inherited_listener() -> Option<TcpListener> {
     // SAFETY: LISTEN_FDS/LISTEN_PID say fd 3 was passed to this very process, and nothing
     // else in this program owns it.
     Some(unsafe { TcpListener::from_raw_fd(3) })
+}
+
+/// Tell the supervisor (`$NOTIFY_SOCKET`: a path, or `@name` in the abstract namespace) that
+/// this process is ready. Without one, nothing to do.
+fn notify_ready() {
+    use std::os::linux::net::SocketAddrExt;
+    use std::os::unix::net::{SocketAddr, UnixDatagram};
+    let Some(target) = std::env::var_os("NOTIFY_SOCKET") else { return };
+    let target = target.to_string_lossy().into_owned();
+    let addr = match target.strip_prefix('@') {
+        Some(name) => SocketAddr::from_abstract_name(name.as_bytes()),
+        None => SocketAddr::from_pathname(&target),
+    };
+    let sent = UnixDatagram::unbound().and_then(|sock| sock.send_to_addr(b"READY=1\n", &addr?));
+    if let Err(e) = sent {
+        eprintln!("config_server: cannot notify {target}: {e}");
+    }
 }
 
 fn serve(mut stream: TcpStream, body: &str) {
@@ -124,6 +144,7 @@ fn main() {
     };
     let addr = listener.local_addr().map(|a| a.to_string()).unwrap_or_default();
     eprintln!("config_server: pid {} serving {addr} on its {how}", std::process::id());
+    notify_ready();
 
     // Accept until told to stop; the scope then waits for every request in flight.
     std::thread::scope(|scope| {

@@ -449,9 +449,11 @@ impl Loop {
             if let Some(verdict) = self.validator_exited(now, r.pid, code) {
                 let steps = self.watch.as_mut().map(|w| w.tracker.validated(verdict)).unwrap_or_default();
                 self.steps(now, steps);
-            } else if self.supervisor.app() == Some(r.pid) {
+            } else if self.supervisor.is_app(r.pid) {
                 debug!("app (pid {}) exited with status {code}", r.pid);
-                self.http.metrics.app_down();
+                if self.supervisor.app() == Some(r.pid) {
+                    self.http.metrics.app_down();
+                }
                 let actions = self.supervisor.reaped(now, r.pid, code);
                 self.execute(actions);
             } else {

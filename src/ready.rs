@@ -179,7 +179,7 @@ impl Readiness {
                 self.ready = Some(pid);
             }
         }
-        let Some((pid, since)) = self.awaited else { return };
+        let Some((pid, since)) = self.awaited.filter(|_| self.ready.is_none()) else { return };
         match &self.how {
             Ready::Delay(d) if now >= crate::time::after(since, *d) => self.ready = Some(pid),
             Ready::Exec(argv) if self.check.is_none() && self.next_check.is_some_and(|t| now >= t) => {
@@ -238,7 +238,10 @@ impl Readiness {
         }
         self.check = None;
         match (code, self.awaited) {
-            (0, Some((app, _))) => self.ready = Some(app),
+            (0, Some((app, _))) => {
+                self.ready = Some(app);
+                self.next_check = None;
+            }
             _ => self.next_check = Some(crate::time::after(now, RETRY)),
         }
         true

@@ -234,6 +234,18 @@ impl Supervisor {
         }
     }
 
+    /// Whether `pid` is one of the apps: the current one, a new one starting beside it, or one
+    /// being stopped beside it.
+    pub fn is_app(&self, pid: i32) -> bool {
+        let new = match self.phase {
+            Phase::Overlap { new, .. } => new,
+            _ => None,
+        };
+        self.app() == Some(pid)
+            || new == Some(pid)
+            || self.retiring.is_some_and(|r| r.pid == pid && r.app_alive)
+    }
+
     /// The new app whose readiness is awaited.
     pub fn awaiting_ready(&self) -> Option<i32> {
         match self.phase {

@@ -13,4 +13,5 @@ mod prometheus;
 mod readme;
 mod scripts;
 mod siblings;
+mod update;
 mod watch;

@@ -1,0 +1,298 @@
+//! Restarts nobody notices: `--update-order start-first` (the new app starts beside the old one,
+//! which is stopped once the new one is ready) and `--ready` (notify, exec:, http://, delay:),
+//! driving the real binary against the `fake_app` fixture and the example server under load.
+
+use crate::util::http_server::free_port;
+use crate::util::kubelet;
+use crate::util::{
+    DEADLINE, KillOnDrop, Proc, TempDir, alive, example, field, fixture, num_field, poll_until, prepare,
+    reinit_cmd, with_app,
+};
+use std::fs;
+use std::io::{Read, Write};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+fn s(path: &Path) -> String {
+    path.to_string_lossy().into_owned()
+}
+
+fn is_ready(line: &str) -> bool {
+    line.starts_with("ready pid=")
+}
+
+/// Waits until reinit's stderr has a line containing `pat`; returns it.
+fn wait_stderr(p: &mut Proc, pat: &str) -> String {
+    let mut found = None;
+    poll_until(DEADLINE, || {
+        found = p.stderr_so_far().lines().find(|l| l.contains(pat)).map(str::to_string);
+        found.is_some()
+    });
+    found.unwrap_or_else(|| panic!("no stderr line containing {pat:?}\n{}", p.dump()))
+}
+
+/// A config file `app.yaml` = v0 in a fresh directory, and a readiness gate file next to it.
+fn setup(tag: &str) -> (TempDir, PathBuf, PathBuf) {
+    let tmp = TempDir::new(tag);
+    let file = tmp.path().join("app.yaml");
+    fs::write(&file, "v0").unwrap();
+    let gate = tmp.path().join("gate");
+    (tmp, file, gate)
+}
+
+/// Index of the first stdout line matching `pat` at or after `from`.
+fn line_index(p: &mut Proc, from: usize, pat: impl Fn(&str) -> bool) -> Option<usize> {
+    p.lines_so_far().iter().enumerate().skip(from).find(|(_, l)| pat(l)).map(|(i, _)| i)
+}
+
+#[test]
+fn start_first_stops_the_old_app_only_once_the_new_one_is_ready() {
+    let (_tmp, file, _) = setup("start-first-notify");
+    let f = s(&file);
+    let args = ["-v", "--update-order", "start-first", "--ready", "notify", "-w", &f];
+    let mut p =
+        Proc::spawn(reinit_cmd(with_app(&args, &["--config", &f, "--notify", "--start-delay", "300"])));
+    let old = num_field(&p.wait_line(is_ready, DEADLINE), "pid");
+    p.wait_line("notified", DEADLINE);
+    wait_stderr(&mut p, "is ready");
+    let before = p.lines_so_far().len();
+    kubelet::write_in_place(&file, b"v1");
+    let new = num_field(&p.wait_line(is_ready, DEADLINE), "pid");
+    assert_ne!(old, new);
+    p.wait_line(|l: &str| l == "signal 15", DEADLINE); // the old app's stop
+    let ready_at = line_index(&mut p, before, is_ready).unwrap();
+    let stop_at = line_index(&mut p, before, |l| l == "signal 15").unwrap();
+    let notified_at = line_index(&mut p, ready_at, |l| l == "notified").unwrap();
+    assert!(stop_at > notified_at, "the old app was stopped before the new one was ready\n{}", p.dump());
+    let line = wait_stderr(&mut p, "restarted the app in");
+    assert!(line.contains(&format!("(pid {new}, ready); the old app (pid {old}) is stopping")), "{line}");
+    assert!(poll_until(DEADLINE, || !alive(old)), "{}", p.dump());
+    assert!(alive(new));
+    p.signal(libc::SIGTERM);
+    assert_eq!(p.wait_code(DEADLINE), 0, "{}", p.dump());
+}
+
+#[test]
+fn a_new_app_never_ready_leaves_the_old_one_serving_and_the_content_refused() {
+    let (_tmp, file, gate) = setup("start-first-timeout");
+    fs::write(&gate, "").unwrap();
+    let f = s(&file);
+    let ready = format!("exec:test -e {}", s(&gate));
+    let args = ["-v", "--update-order", "start-first", "--ready", &ready, "--ready-timeout", "1s", "-w", &f];
+    let mut p = Proc::spawn(reinit_cmd(with_app(&args, &["--config", &f])));
+    let old = num_field(&p.wait_line(is_ready, DEADLINE), "pid");
+    wait_stderr(&mut p, "is ready");
+    fs::remove_file(&gate).unwrap();
+    kubelet::write_in_place(&file, b"v1");
+    let new = num_field(&p.wait_line(is_ready, DEADLINE), "pid");
+    let line = wait_stderr(&mut p, "was not ready within 1 s");
+    assert!(line.contains(&format!("the old app (pid {old}) keeps serving")), "{line}");
+    assert!(poll_until(DEADLINE, || !alive(new)), "the new app was not stopped\n{}", p.dump());
+    assert!(alive(old), "{}", p.dump());
+    // The same content again is not retried; new content is, and this time it takes over.
+    kubelet::write_in_place(&file, b"v1");
+    let retried = poll_until(Duration::from_millis(600), || p.count(is_ready) > 2);
+    assert!(!retried, "the refused content was tried again\n{}", p.dump());
+    fs::write(&gate, "").unwrap();
+    kubelet::write_in_place(&file, b"v2");
+    let newest = num_field(&p.wait_line(is_ready, DEADLINE), "pid");
+    wait_stderr(&mut p, &format!("(pid {newest}, ready); the old app (pid {old}) is stopping"));
+    assert!(poll_until(DEADLINE, || !alive(old)), "{}", p.dump());
+    p.signal(libc::SIGTERM);
+    p.wait_exit(DEADLINE);
+}
+
+#[test]
+fn a_new_app_that_exits_first_leaves_the_old_one_serving() {
+    let (_tmp, file, _) = setup("start-first-exit");
+    let f = s(&file);
+    // The app refuses to run with a config that says "crash".
+    let script = format!("grep -q crash {f} && exit 3; exec {} --config {f}", crate::util::fake_app());
+    let args = [
+        "-v",
+        "--update-order",
+        "start-first",
+        "--ready",
+        "delay:200ms",
+        "-w",
+        &f,
+        "--",
+        "sh",
+        "-c",
+        &script,
+    ];
+    let mut p = Proc::spawn(reinit_cmd(args));
+    let old = num_field(&p.wait_line(is_ready, DEADLINE), "pid");
+    wait_stderr(&mut p, "is ready");
+    kubelet::write_in_place(&file, b"crash");
+    let line = wait_stderr(&mut p, "exited with status 3 before it was ready");
+    assert!(line.contains(&format!("the old app (pid {old}) keeps serving")), "{line}");
+    assert!(alive(old));
+    assert_eq!(p.count(|l: &str| l == "signal 15"), 0, "the old app was signalled\n{}", p.dump());
+    p.signal(libc::SIGTERM);
+    assert_eq!(p.wait_code(DEADLINE), 0, "{}", p.dump());
+}
+
+#[test]
+fn sigterm_during_the_overlap_stops_both_apps() {
+    let (_tmp, file, gate) = setup("start-first-term");
+    fs::write(&gate, "").unwrap();
+    let f = s(&file);
+    let ready = format!("exec:test -e {}", s(&gate));
+    let args = ["-v", "--update-order", "start-first", "--ready", &ready, "-w", &f];
+    let mut p = Proc::spawn(reinit_cmd(with_app(&args, &["--config", &f])));
+    let old = num_field(&p.wait_line(is_ready, DEADLINE), "pid");
+    wait_stderr(&mut p, "is ready");
+    fs::remove_file(&gate).unwrap();
+    kubelet::write_in_place(&file, b"v1");
+    let new = num_field(&p.wait_line(is_ready, DEADLINE), "pid");
+    let _guards = (KillOnDrop(old), KillOnDrop(new));
+    p.signal(libc::SIGTERM);
+    assert_eq!(p.wait_code(DEADLINE), 0, "{}", p.dump());
+    assert_eq!(p.count(|l: &str| l == "signal 15"), 2, "both got the stop signal\n{}", p.dump());
+    assert!(!alive(old) && !alive(new));
+    assert_eq!(p.count(is_ready), 2, "nothing else started\n{}", p.dump());
+}
+
+#[test]
+fn notify_messages_from_another_process_are_ignored() {
+    let (_tmp, file, _) = setup("notify-forged");
+    let f = s(&file);
+    let args = ["-v", "--ready", "notify", "--ready-timeout", "2s", "-w", &f];
+    let mut p = Proc::spawn(reinit_cmd(with_app(&args, &["--config", &f])));
+    p.wait_line(is_ready, DEADLINE);
+    // READY=1 from the test process itself, not the app: must not count.
+    use std::os::linux::net::SocketAddrExt;
+    let name = format!("reinit-notify-{}", p.pid());
+    let addr = std::os::unix::net::SocketAddr::from_abstract_name(name.as_bytes()).unwrap();
+    let sock = std::os::unix::net::UnixDatagram::unbound().unwrap();
+    sock.send_to_addr(b"READY=1", &addr).unwrap();
+    let line = wait_stderr(&mut p, "was not ready within 2 s");
+    assert!(!p.stderr_so_far().contains("is ready"), "a forged READY=1 counted\n{}", p.dump());
+    assert!(line.contains("it keeps running"), "{line}");
+    p.signal(libc::SIGTERM);
+    p.wait_exit(DEADLINE);
+}
+
+#[test]
+fn readiness_completes_a_stop_first_restart_and_the_line_says_how_long() {
+    let (_tmp, file, _) = setup("ready-delay");
+    let f = s(&file);
+    let args = ["--ready", "delay:400ms", "-w", &f];
+    let mut p = Proc::spawn(reinit_cmd(with_app(&args, &["--config", &f])));
+    p.wait_line(is_ready, DEADLINE);
+    kubelet::write_in_place(&file, b"v1");
+    let new = num_field(&p.wait_line(is_ready, DEADLINE), "pid");
+    let line = wait_stderr(&mut p, "restarted the app in");
+    assert!(line.contains(&format!("(pid {new}, ready)")), "{line}");
+    let took = line.split("restarted the app in ").nth(1).and_then(|r| r.split(" ms").next()).unwrap();
+    assert!(took.parse::<u64>().is_ok_and(|ms| ms >= 400), "not after the delay: {line}");
+    p.signal(libc::SIGTERM);
+    p.wait_exit(DEADLINE);
+}
+
+/// A health endpoint on a free port answering 503 until `healthy` is set, then 200.
+fn health_endpoint(healthy: Arc<AtomicBool>) -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for mut stream in listener.incoming().flatten() {
+            let mut buf = [0u8; 1024];
+            let _ = stream.read(&mut buf);
+            let status = if healthy.load(Ordering::SeqCst) { "200 OK" } else { "503 Service Unavailable" };
+            let _ = write!(stream, "HTTP/1.1 {status}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+        }
+    });
+    port
+}
+
+#[test]
+fn http_readiness_waits_for_a_2xx() {
+    let (_tmp, file, _) = setup("ready-http");
+    let healthy = Arc::new(AtomicBool::new(true));
+    let port = health_endpoint(Arc::clone(&healthy));
+    let f = s(&file);
+    let url = format!("http://127.0.0.1:{port}/healthz");
+    let args = ["-v", "--update-order", "start-first", "--ready", &url, "-w", &f];
+    let mut p = Proc::spawn(reinit_cmd(with_app(&args, &["--config", &f])));
+    let old = num_field(&p.wait_line(is_ready, DEADLINE), "pid");
+    wait_stderr(&mut p, "is ready");
+    healthy.store(false, Ordering::SeqCst);
+    kubelet::write_in_place(&file, b"v1");
+    let new = num_field(&p.wait_line(is_ready, DEADLINE), "pid");
+    let early = poll_until(Duration::from_millis(500), || p.count(|l: &str| l == "signal 15") > 0);
+    assert!(!early, "the old app was stopped while the endpoint said 503\n{}", p.dump());
+    healthy.store(true, Ordering::SeqCst);
+    wait_stderr(&mut p, &format!("(pid {new}, ready); the old app (pid {old}) is stopping"));
+    assert!(poll_until(DEADLINE, || !alive(old)));
+    p.signal(libc::SIGTERM);
+    p.wait_exit(DEADLINE);
+}
+
+/// The example server under reinit with `--listen` and start-first, a load client against it,
+/// and `updates` config changes; returns the load's final counts line and reinit.
+fn start_first_under_load(tag: &str, extra: &[&str], first: &str, updates: &[&str]) -> (String, Proc) {
+    let tmp = TempDir::new(tag);
+    let file = tmp.path().join("app.conf");
+    fs::write(&file, "v0").unwrap();
+    let port = free_port();
+    let listen = format!("tcp:127.0.0.1:{port}");
+    let f = s(&file);
+    let mut args = vec!["-v", "--listen", &listen, "--update-order", "start-first", "-w", &f];
+    args.extend_from_slice(extra);
+    let server = example("config_server");
+    args.extend_from_slice(&["--", &server, "--config", &f, "--start-delay", "500"]);
+    let mut p = Proc::spawn(reinit_cmd(&args));
+    wait_stderr(&mut p, first); // the first app's readiness is settled
+    let stop = tmp.path().join("stop");
+    let mut cmd = Command::new(fixture("load"));
+    cmd.args(["--addr", &format!("127.0.0.1:{port}"), "--threads", "4", "--timeout-ms", "5000"]);
+    cmd.args(["--until-file", &s(&stop), "--max-ms", "120000"]);
+    prepare(&mut cmd);
+    let mut load = Proc::spawn(cmd);
+    load.wait_line(|l: &str| l.starts_with("pid "), DEADLINE);
+    for (i, content) in updates.iter().enumerate() {
+        kubelet::write_in_place(&file, content.as_bytes());
+        let n = i + 1;
+        let outcome = |p: &mut Proc| {
+            let err = p.stderr_so_far();
+            err.matches("restarted the app in").count() + err.matches("keeps serving").count()
+        };
+        assert!(poll_until(DEADLINE, || outcome(&mut p) >= n), "update {n} never ended\n{}", p.dump());
+    }
+    fs::write(&stop, "").unwrap();
+    assert_eq!(load.wait_code(DEADLINE), 0, "{}", load.dump());
+    let counts = load.lines_so_far().pop().unwrap_or_default();
+    (counts, p)
+}
+
+#[test]
+fn start_first_under_load_fails_no_request_and_waits_for_no_start_up() {
+    let updates = ["v1", "v2", "v3"];
+    let (counts, mut p) =
+        start_first_under_load("start-first-load", &["--ready", "notify"], "is ready", &updates);
+    for key in ["refused", "reset", "timeout", "short", "other"] {
+        assert_eq!(field(&counts, key), Some("0"), "{key}: {counts}\n{}", p.dump());
+    }
+    let max_ms: u64 = field(&counts, "max_ms").and_then(|v| v.parse().ok()).unwrap();
+    // The new app takes 500 ms to start; with start-first nobody waits for that.
+    assert!(max_ms < 500, "a request waited for a start-up: {counts}\n{}", p.dump());
+    p.signal(libc::SIGTERM);
+    assert_eq!(p.wait_code(DEADLINE), 0, "{}", p.dump());
+}
+
+#[test]
+fn a_failed_start_first_update_under_load_fails_no_request() {
+    let extra = ["--ready", "exec:false", "--ready-timeout", "1s"];
+    let (counts, mut p) = start_first_under_load("start-first-fail-load", &extra, "was not ready", &["v1"]);
+    for key in ["refused", "reset", "timeout", "short", "other"] {
+        assert_eq!(field(&counts, key), Some("0"), "{key}: {counts}\n{}", p.dump());
+    }
+    assert!(p.stderr_so_far().contains("keeps serving"), "{}", p.dump());
+    p.signal(libc::SIGTERM);
+    p.wait_exit(DEADLINE);
+}
