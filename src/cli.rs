@@ -78,7 +78,7 @@ pub struct Args {
     pub pre_stop_delay: Option<String>,
 
     /// On a change, stop the old app before starting the new one, or start the new one first
-    /// and stop the old one once the new one is ready (needs --ready) [default: stop-first]
+    /// and stop the old one once the new one is ready [default: stop-first]
     #[arg(long = "update-order", value_name = "stop-first|start-first")]
     pub update_order: Option<String>,
 
