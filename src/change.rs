@@ -328,6 +328,13 @@ mod tests {
         c
     }
 
+    /// An event at `at`, the read after the debounce, and what the tracker makes of `content`.
+    fn next_read(c: &mut ChangeTracker, at: Instant, content: Snapshot) -> Vec<Step> {
+        c.events(at, false);
+        c.tick(at + ms(100));
+        c.scanned(at + ms(100), content, ms(0))
+    }
+
     fn acted(steps: &[Step]) -> Option<(OnChange, usize, bool)> {
         steps.iter().find_map(|s| match s {
             Step::Act { action, changes, dry_run } => Some((*action, changes.len(), *dry_run)),
@@ -380,13 +387,9 @@ mod tests {
     fn the_same_content_again_is_no_change() {
         let t0 = Instant::now();
         let mut c = started(policy(), t0, snap(&[("a", Some(1))]));
-        c.events(t0, false);
-        c.tick(t0 + ms(100));
-        assert_eq!(c.scanned(t0 + ms(100), snap(&[("a", Some(1))]), ms(0)), [Step::Unchanged]);
+        assert_eq!(next_read(&mut c, t0, snap(&[("a", Some(1))])), [Step::Unchanged]);
         // acted-on content is the new reference
-        c.events(t0, false);
-        c.tick(t0 + ms(100));
-        assert!(acted(&c.scanned(t0, snap(&[("a", Some(2))]), ms(0))).is_some());
+        assert!(acted(&next_read(&mut c, t0, snap(&[("a", Some(2))]))).is_some());
         c.tick(t0 + ms(200));
         assert_eq!(c.scanned(t0, snap(&[("a", Some(2))]), ms(0)), [Step::Unchanged]);
     }
@@ -413,14 +416,10 @@ mod tests {
             c.scanned(t0 + ms(100), snap(&[("a", Some(1)), ("b", Some(1))]), ms(0)),
             [Step::Unchanged]
         );
-        c.events(t0 + ms(101), false);
-        c.tick(t0 + ms(201));
-        let steps = c.scanned(t0 + ms(201), snap(&[("a", Some(2)), ("b", Some(1)), ("c", Some(3))]), ms(0));
+        let steps = next_read(&mut c, t0 + ms(101), snap(&[("a", Some(2)), ("b", Some(1)), ("c", Some(3))]));
         assert_eq!(acted(&steps), Some((OnChange::Restart, 2, false)));
         // the removal of a key after the swap is one more real change
-        c.events(t0 + ms(300), false);
-        c.tick(t0 + ms(400));
-        let steps = c.scanned(t0 + ms(400), snap(&[("a", Some(2)), ("c", Some(3))]), ms(0));
+        let steps = next_read(&mut c, t0 + ms(300), snap(&[("a", Some(2)), ("c", Some(3))]));
         assert_eq!(acted(&steps), Some((OnChange::Restart, 1, false)));
     }
 
@@ -429,26 +428,21 @@ mod tests {
         let t0 = Instant::now();
         let p = ChangePolicy { validation: Validation::PerFile, ..policy() };
         let mut c = started(p, t0, snap(&[("a", Some(1)), ("b", Some(1))]));
-        c.events(t0, false);
-        c.tick(t0 + ms(100));
-        let steps = c.scanned(t0, snap(&[("a", Some(2)), ("b", Some(2))]), ms(0));
+        let steps = next_read(&mut c, t0, snap(&[("a", Some(2)), ("b", Some(2))]));
         assert_eq!(steps, [Step::Validate(vec!["/d/a".into(), "/d/b".into()])], "each changed file");
         let steps = c.validated(Err("exit 1".into()));
         assert!(
             matches!(&steps[..], [Step::Refused { changes, why }] if changes.len() == 2 && why == "exit 1")
         );
-        c.events(t0 + ms(200), false);
-        c.tick(t0 + ms(300));
-        assert_eq!(c.scanned(t0, snap(&[("a", Some(2)), ("b", Some(2))]), ms(0)), [Step::StillRefused]);
-        c.events(t0 + ms(400), false);
-        c.tick(t0 + ms(500));
-        let steps = c.scanned(t0, snap(&[("a", Some(3)), ("b", Some(2))]), ms(0));
+        assert_eq!(
+            next_read(&mut c, t0 + ms(200), snap(&[("a", Some(2)), ("b", Some(2))])),
+            [Step::StillRefused]
+        );
+        let steps = next_read(&mut c, t0 + ms(400), snap(&[("a", Some(3)), ("b", Some(2))]));
         assert!(matches!(&steps[..], [Step::Validate(_)]));
         assert_eq!(acted(&c.validated(Ok(()))), Some((OnChange::Restart, 2, false)));
         // back to the refused bytes: a change from what runs now, validated again
-        c.events(t0 + ms(600), false);
-        c.tick(t0 + ms(700));
-        let steps = c.scanned(t0, snap(&[("a", Some(2)), ("b", Some(2))]), ms(0));
+        let steps = next_read(&mut c, t0 + ms(600), snap(&[("a", Some(2)), ("b", Some(2))]));
         assert_eq!(steps, [Step::Validate(vec!["/d/a".into()])]);
     }
 
@@ -457,14 +451,10 @@ mod tests {
         let t0 = Instant::now();
         let p = ChangePolicy { validation: Validation::PerFile, ..policy() };
         let mut c = started(p.clone(), t0, snap(&[("a", Some(1)), ("b", Some(1))]));
-        c.events(t0, false);
-        c.tick(t0 + ms(100));
-        let steps = c.scanned(t0, snap(&[("a", Some(1))]), ms(0));
+        let steps = next_read(&mut c, t0, snap(&[("a", Some(1))]));
         assert_eq!(acted(&steps), Some((OnChange::Restart, 1, false)), "only a removal: act at once");
         let mut c = started(ChangePolicy { validation: Validation::Once, ..p }, t0, snap(&[("a", Some(1))]));
-        c.events(t0, false);
-        c.tick(t0 + ms(100));
-        assert_eq!(c.scanned(t0, snap(&[]), ms(0)), [Step::Validate(vec![])], "without {{}}: once");
+        assert_eq!(next_read(&mut c, t0, snap(&[])), [Step::Validate(vec![])], "without {{}}: once");
     }
 
     #[test]
@@ -472,9 +462,7 @@ mod tests {
         let t0 = Instant::now();
         let p = ChangePolicy { validation: Validation::Once, ..policy() };
         let mut c = started(p, t0, snap(&[("a", Some(1))]));
-        c.events(t0, false);
-        c.tick(t0 + ms(100));
-        c.scanned(t0, snap(&[("a", Some(2))]), ms(0));
+        next_read(&mut c, t0, snap(&[("a", Some(2))]));
         c.events(t0 + ms(150), false);
         assert!(c.tick(t0 + ms(250)).is_empty(), "no read while the validator runs");
         let steps = c.validated(Ok(()));
@@ -487,9 +475,7 @@ mod tests {
         let t0 = Instant::now();
         let p = ChangePolicy { validation: Validation::Once, ..policy() };
         let mut c = started(p, t0, snap(&[("a", Some(1))]));
-        c.events(t0, false);
-        c.tick(t0 + ms(100));
-        c.scanned(t0, snap(&[("a", Some(2))]), ms(0));
+        next_read(&mut c, t0, snap(&[("a", Some(2))]));
         // the app crashed and restarts with content 3 meanwhile
         assert_eq!(c.starting_app(&snap(&[("a", Some(3))])).0.len(), 1);
         assert_eq!(c.validated(Ok(())), [Step::Scan], "content 2 is stale: read again");
@@ -536,61 +522,51 @@ mod tests {
     fn dry_run_moves_the_reference_and_says_so() {
         let t0 = Instant::now();
         let mut c = started(ChangePolicy { dry_run: true, ..policy() }, t0, snap(&[("a", Some(1))]));
-        c.events(t0, false);
-        c.tick(t0 + ms(100));
-        assert_eq!(acted(&c.scanned(t0, snap(&[("a", Some(2))]), ms(0))), Some((OnChange::Restart, 1, true)));
-        c.events(t0 + ms(200), false);
-        c.tick(t0 + ms(300));
-        assert_eq!(c.scanned(t0, snap(&[("a", Some(2))]), ms(0)), [Step::Unchanged], "logged once");
+        assert_eq!(
+            acted(&next_read(&mut c, t0, snap(&[("a", Some(2))]))),
+            Some((OnChange::Restart, 1, true))
+        );
+        assert_eq!(
+            next_read(&mut c, t0 + ms(200), snap(&[("a", Some(2))])),
+            [Step::Unchanged],
+            "logged once"
+        );
     }
 
     #[test]
     fn an_app_start_takes_what_changed_since_the_last_start() {
         let t0 = Instant::now();
         let mut c = started(policy(), t0, snap(&[("a", Some(1))]));
-        c.events(t0, false);
-        c.tick(t0 + ms(100));
-        c.scanned(t0, snap(&[("a", Some(2))]), ms(0));
+        next_read(&mut c, t0, snap(&[("a", Some(2))]));
         // another update lands during the stop and is read just before the start
         let (changes, _) = c.starting_app(&snap(&[("a", Some(3))]));
         assert_eq!(changes, [Changed { path: "/d/a".into(), old: Some(1), new: Some(3) }]);
-        c.events(t0 + ms(200), false);
-        c.tick(t0 + ms(300));
-        assert_eq!(c.scanned(t0, snap(&[("a", Some(3))]), ms(0)), [Step::Unchanged]);
+        assert_eq!(next_read(&mut c, t0 + ms(200), snap(&[("a", Some(3))])), [Step::Unchanged]);
     }
 
     #[test]
     fn unreadable_files_are_reported_once_and_change_nothing() {
         let t0 = Instant::now();
         let mut c = started(policy(), t0, snap(&[("a", Some(1))]));
-        c.events(t0, false);
-        c.tick(t0 + ms(100));
-        let steps = c.scanned(t0, snap(&[("a", None)]), ms(0));
+        let steps = next_read(&mut c, t0, snap(&[("a", None)]));
         assert_eq!(steps, [Step::Unreadable(vec!["/d/a".into()]), Step::Unchanged]);
-        c.events(t0, false);
-        c.tick(t0 + ms(100));
-        assert_eq!(c.scanned(t0, snap(&[("a", None)]), ms(0)), [Step::Unchanged], "reported once");
-        c.events(t0, false);
-        c.tick(t0 + ms(100));
-        assert_eq!(c.scanned(t0, snap(&[("a", Some(1))]), ms(0)), [Step::Unchanged], "readable again");
+        assert_eq!(next_read(&mut c, t0, snap(&[("a", None)])), [Step::Unchanged], "reported once");
+        assert_eq!(next_read(&mut c, t0, snap(&[("a", Some(1))])), [Step::Unchanged], "readable again");
     }
 
     #[test]
     fn a_failed_start_first_update_refuses_the_new_content() {
         let t0 = Instant::now();
         let mut c = started(policy(), t0, snap(&[("a", Some(1))]));
-        c.events(t0, false);
-        c.tick(t0 + ms(100));
-        c.scanned(t0, snap(&[("a", Some(2))]), ms(0));
+        next_read(&mut c, t0, snap(&[("a", Some(2))]));
         c.starting_app(&snap(&[("a", Some(2))]));
         c.start_failed();
         assert_eq!(c.baseline(), &snap(&[("a", Some(1))]), "what the old app runs");
-        c.events(t0 + ms(200), false);
-        c.tick(t0 + ms(300));
-        assert_eq!(c.scanned(t0, snap(&[("a", Some(2))]), ms(0)), [Step::StillRefused]);
-        c.events(t0 + ms(400), false);
-        c.tick(t0 + ms(500));
-        assert!(acted(&c.scanned(t0, snap(&[("a", Some(3))]), ms(0))).is_some(), "new content: tried again");
+        assert_eq!(next_read(&mut c, t0 + ms(200), snap(&[("a", Some(2))])), [Step::StillRefused]);
+        assert!(
+            acted(&next_read(&mut c, t0 + ms(400), snap(&[("a", Some(3))]))).is_some(),
+            "new content: tried again"
+        );
     }
 
     #[test]

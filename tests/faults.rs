@@ -3,32 +3,13 @@
 
 use crate::util::kubelet::{self, Kubelet, Options};
 use crate::util::{
-    DEADLINE, KillOnDrop, Proc, TempDir, alive, num_field, poll_until, reinit_bin, reinit_cmd, signal_pid,
-    with_app,
+    DEADLINE, KillOnDrop, Proc, TempDir, alive, is_ready, num_field, path_str as s, poll_until, reinit_bin,
+    reinit_cmd, signal_pid, with_app,
 };
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
-use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
-
-fn s(path: &Path) -> String {
-    path.to_string_lossy().into_owned()
-}
-
-fn is_ready(line: &str) -> bool {
-    line.starts_with("ready pid=")
-}
-
-/// Waits until reinit's stderr has a line containing `pat`; returns that line.
-fn wait_stderr(p: &mut Proc, pat: &str) -> String {
-    let mut found = None;
-    poll_until(DEADLINE, || {
-        found = p.stderr_so_far().lines().find(|l| l.contains(pat)).map(str::to_string);
-        found.is_some()
-    });
-    found.unwrap_or_else(|| panic!("no stderr line containing {pat:?}\n{}", p.dump()))
-}
 
 /// Pids of live processes whose command line contains `needle`.
 fn processes_with(needle: &str) -> Vec<i32> {
@@ -65,7 +46,7 @@ fn signals_are_handled_while_a_huge_file_is_hashed() {
     p.wait_line(is_ready, DEADLINE);
     // 64 GiB (sparse): reading and hashing it takes minutes, far past every deadline here.
     fs::File::create(dir.join("huge.bin")).unwrap().set_len(64 << 30).unwrap();
-    wait_stderr(&mut p, "reading the watched content");
+    p.wait_stderr("reading the watched content");
     p.signal(libc::SIGUSR1);
     p.wait_line(|l: &str| l == "signal 10", DEADLINE);
     p.signal(libc::SIGTERM);
@@ -144,7 +125,7 @@ fn every_changed_file_is_validated_and_removed_ones_are_not() {
     p.wait_line(is_ready, DEADLINE);
     // One update: a valid a.json, a broken b.json: refused as a whole.
     k.write(&[("a.json", b"ok a1"), ("b.json", b"broken")]);
-    let line = wait_stderr(&mut p, "rejected");
+    let line = p.wait_stderr("rejected");
     assert!(line.contains(&format!("bad: {b}")), "{line}");
     // Both valid: acted on.
     k.write(&[("a.json", b"ok a2"), ("b.json", b"ok b2")]);
@@ -171,7 +152,7 @@ fn an_unreadable_file_is_warned_about_and_is_no_change() {
     crate::util::prepare(&mut cmd);
     let mut p = Proc::spawn(cmd);
     p.wait_line(is_ready, DEADLINE);
-    let warning = wait_stderr(&mut p, "cannot read");
+    let warning = p.wait_stderr("cannot read");
     assert!(warning.contains(&f) && warning.contains("uid 65534 gid 65534"), "{warning}");
     // Readable: its content is what the app is measured against from now on.
     fs::set_permissions(&file, fs::Permissions::from_mode(0o644)).unwrap();
@@ -214,9 +195,9 @@ fn a_year_long_timeout_is_fine_at_run_time() {
 fn a_crash_loop_is_visible_at_the_default_level() {
     let args = ["--restart-on-exit", "on-failure"];
     let mut p = Proc::spawn(reinit_cmd(with_app(&args, &["--exit", "3"])));
-    let crash = wait_stderr(&mut p, "exited with status 3");
+    let crash = p.wait_stderr("exited with status 3");
     assert!(crash.contains("restarting it in 1 s"), "{crash}");
-    let restart = wait_stderr(&mut p, "restarted the app");
+    let restart = p.wait_stderr("restarted the app");
     let pid = num_field(&p.wait_line(is_ready, DEADLINE), "pid");
     let pid2 = num_field(&p.wait_line(is_ready, DEADLINE), "pid");
     assert_ne!(pid, pid2);
@@ -235,7 +216,7 @@ fn a_file_name_cannot_forge_a_log_line() {
     p.wait_line(is_ready, DEADLINE);
     fs::write(dir.join("x\nreinit: error: forged"), "boo").unwrap();
     p.wait_line(is_ready, DEADLINE);
-    let line = wait_stderr(&mut p, "restarted the app");
+    let line = p.wait_stderr("restarted the app");
     assert!(line.contains("x\\nreinit: error: forged"), "{line}");
     assert!(!p.stderr_so_far().lines().any(|l| l.starts_with("reinit: error: forged")), "{}", p.dump());
 }

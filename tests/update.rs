@@ -5,35 +5,17 @@
 use crate::util::http_server::free_port;
 use crate::util::kubelet;
 use crate::util::{
-    DEADLINE, KillOnDrop, Proc, TempDir, alive, example, field, fixture, num_field, poll_until, prepare,
-    reinit_cmd, with_app,
+    DEADLINE, KillOnDrop, Proc, TempDir, alive, example, field, fixture, is_ready, num_field, path_str as s,
+    poll_until, prepare, reinit_cmd, with_app,
 };
 use std::fs;
 use std::io::{Read, Write};
 use std::net::TcpListener;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
-
-fn s(path: &Path) -> String {
-    path.to_string_lossy().into_owned()
-}
-
-fn is_ready(line: &str) -> bool {
-    line.starts_with("ready pid=")
-}
-
-/// Waits until reinit's stderr has a line containing `pat`; returns it.
-fn wait_stderr(p: &mut Proc, pat: &str) -> String {
-    let mut found = None;
-    poll_until(DEADLINE, || {
-        found = p.stderr_so_far().lines().find(|l| l.contains(pat)).map(str::to_string);
-        found.is_some()
-    });
-    found.unwrap_or_else(|| panic!("no stderr line containing {pat:?}\n{}", p.dump()))
-}
 
 /// A config file `app.yaml` = v0 in a fresh directory, and a readiness gate file next to it.
 fn setup(tag: &str) -> (TempDir, PathBuf, PathBuf) {
@@ -58,7 +40,7 @@ fn start_first_stops_the_old_app_only_once_the_new_one_is_ready() {
         Proc::spawn(reinit_cmd(with_app(&args, &["--config", &f, "--notify", "--start-delay", "300"])));
     let old = num_field(&p.wait_line(is_ready, DEADLINE), "pid");
     p.wait_line("notified", DEADLINE);
-    wait_stderr(&mut p, "is ready");
+    p.wait_stderr("is ready");
     let before = p.lines_so_far().len();
     kubelet::write_in_place(&file, b"v1");
     let new = num_field(&p.wait_line(is_ready, DEADLINE), "pid");
@@ -68,7 +50,7 @@ fn start_first_stops_the_old_app_only_once_the_new_one_is_ready() {
     let stop_at = line_index(&mut p, before, |l| l == "signal 15").unwrap();
     let notified_at = line_index(&mut p, ready_at, |l| l == "notified").unwrap();
     assert!(stop_at > notified_at, "the old app was stopped before the new one was ready\n{}", p.dump());
-    let line = wait_stderr(&mut p, "restarted the app in");
+    let line = p.wait_stderr("restarted the app in");
     assert!(line.contains(&format!("(pid {new}, ready); the old app (pid {old}) is stopping")), "{line}");
     assert!(poll_until(DEADLINE, || !alive(old)), "{}", p.dump());
     assert!(alive(new));
@@ -76,20 +58,29 @@ fn start_first_stops_the_old_app_only_once_the_new_one_is_ready() {
     assert_eq!(p.wait_code(DEADLINE), 0, "{}", p.dump());
 }
 
-#[test]
-fn a_new_app_never_ready_leaves_the_old_one_serving_and_the_content_refused() {
-    let (_tmp, file, gate) = setup("start-first-timeout");
+/// reinit with start-first and `--ready exec:test -e GATE`: the first app started and ready,
+/// then the gate removed, so a new app is not ready until the test creates it again. Returns
+/// the directory, the watched file, the gate, reinit and the first app's pid.
+fn gated(tag: &str, extra: &[&str]) -> (TempDir, PathBuf, PathBuf, Proc, i32) {
+    let (tmp, file, gate) = setup(tag);
     fs::write(&gate, "").unwrap();
     let f = s(&file);
     let ready = format!("exec:test -e {}", s(&gate));
-    let args = ["-v", "--update-order", "start-first", "--ready", &ready, "--ready-timeout", "1s", "-w", &f];
+    let mut args = vec!["-v", "--update-order", "start-first", "--ready", &ready, "-w", &f];
+    args.extend_from_slice(extra);
     let mut p = Proc::spawn(reinit_cmd(with_app(&args, &["--config", &f])));
     let old = num_field(&p.wait_line(is_ready, DEADLINE), "pid");
-    wait_stderr(&mut p, "is ready");
+    p.wait_stderr("is ready");
     fs::remove_file(&gate).unwrap();
+    (tmp, file, gate, p, old)
+}
+
+#[test]
+fn a_new_app_never_ready_leaves_the_old_one_serving_and_the_content_refused() {
+    let (_tmp, file, gate, mut p, old) = gated("start-first-timeout", &["--ready-timeout", "1s"]);
     kubelet::write_in_place(&file, b"v1");
     let new = num_field(&p.wait_line(is_ready, DEADLINE), "pid");
-    let line = wait_stderr(&mut p, "was not ready within 1 s");
+    let line = p.wait_stderr("was not ready within 1 s");
     assert!(line.contains(&format!("the old app (pid {old}) keeps serving")), "{line}");
     assert!(poll_until(DEADLINE, || !alive(new)), "the new app was not stopped\n{}", p.dump());
     assert!(alive(old), "{}", p.dump());
@@ -100,7 +91,7 @@ fn a_new_app_never_ready_leaves_the_old_one_serving_and_the_content_refused() {
     fs::write(&gate, "").unwrap();
     kubelet::write_in_place(&file, b"v2");
     let newest = num_field(&p.wait_line(is_ready, DEADLINE), "pid");
-    wait_stderr(&mut p, &format!("(pid {newest}, ready); the old app (pid {old}) is stopping"));
+    p.wait_stderr(&format!("(pid {newest}, ready); the old app (pid {old}) is stopping"));
     assert!(poll_until(DEADLINE, || !alive(old)), "{}", p.dump());
     p.signal(libc::SIGTERM);
     p.wait_exit(DEADLINE);
@@ -127,9 +118,9 @@ fn a_new_app_that_exits_first_leaves_the_old_one_serving() {
     ];
     let mut p = Proc::spawn(reinit_cmd(args));
     let old = num_field(&p.wait_line(is_ready, DEADLINE), "pid");
-    wait_stderr(&mut p, "is ready");
+    p.wait_stderr("is ready");
     kubelet::write_in_place(&file, b"crash");
-    let line = wait_stderr(&mut p, "exited with status 3 before it was ready");
+    let line = p.wait_stderr("exited with status 3 before it was ready");
     assert!(line.contains(&format!("the old app (pid {old}) keeps serving")), "{line}");
     assert!(alive(old));
     assert_eq!(p.count(|l: &str| l == "signal 15"), 0, "the old app was signalled\n{}", p.dump());
@@ -139,15 +130,7 @@ fn a_new_app_that_exits_first_leaves_the_old_one_serving() {
 
 #[test]
 fn sigterm_during_the_overlap_stops_both_apps() {
-    let (_tmp, file, gate) = setup("start-first-term");
-    fs::write(&gate, "").unwrap();
-    let f = s(&file);
-    let ready = format!("exec:test -e {}", s(&gate));
-    let args = ["-v", "--update-order", "start-first", "--ready", &ready, "-w", &f];
-    let mut p = Proc::spawn(reinit_cmd(with_app(&args, &["--config", &f])));
-    let old = num_field(&p.wait_line(is_ready, DEADLINE), "pid");
-    wait_stderr(&mut p, "is ready");
-    fs::remove_file(&gate).unwrap();
+    let (_tmp, file, _gate, mut p, old) = gated("start-first-term", &[]);
     kubelet::write_in_place(&file, b"v1");
     let new = num_field(&p.wait_line(is_ready, DEADLINE), "pid");
     let _guards = (KillOnDrop(old), KillOnDrop(new));
@@ -171,7 +154,7 @@ fn notify_messages_from_another_process_are_ignored() {
     let addr = std::os::unix::net::SocketAddr::from_abstract_name(name.as_bytes()).unwrap();
     let sock = std::os::unix::net::UnixDatagram::unbound().unwrap();
     sock.send_to_addr(b"READY=1", &addr).unwrap();
-    let line = wait_stderr(&mut p, "was not ready within 2 s");
+    let line = p.wait_stderr("was not ready within 2 s");
     assert!(!p.stderr_so_far().contains("is ready"), "a forged READY=1 counted\n{}", p.dump());
     assert!(line.contains("it keeps running"), "{line}");
     p.signal(libc::SIGTERM);
@@ -187,7 +170,7 @@ fn readiness_completes_a_stop_first_restart_and_the_line_says_how_long() {
     p.wait_line(is_ready, DEADLINE);
     kubelet::write_in_place(&file, b"v1");
     let new = num_field(&p.wait_line(is_ready, DEADLINE), "pid");
-    let line = wait_stderr(&mut p, "restarted the app in");
+    let line = p.wait_stderr("restarted the app in");
     assert!(line.contains(&format!("(pid {new}, ready)")), "{line}");
     let took = line.split("restarted the app in ").nth(1).and_then(|r| r.split(" ms").next()).unwrap();
     assert!(took.parse::<u64>().is_ok_and(|ms| ms >= 400), "not after the delay: {line}");
@@ -220,14 +203,14 @@ fn http_readiness_waits_for_a_2xx() {
     let args = ["-v", "--update-order", "start-first", "--ready", &url, "-w", &f];
     let mut p = Proc::spawn(reinit_cmd(with_app(&args, &["--config", &f])));
     let old = num_field(&p.wait_line(is_ready, DEADLINE), "pid");
-    wait_stderr(&mut p, "is ready");
+    p.wait_stderr("is ready");
     healthy.store(false, Ordering::SeqCst);
     kubelet::write_in_place(&file, b"v1");
     let new = num_field(&p.wait_line(is_ready, DEADLINE), "pid");
     let early = poll_until(Duration::from_millis(500), || p.count(|l: &str| l == "signal 15") > 0);
     assert!(!early, "the old app was stopped while the endpoint said 503\n{}", p.dump());
     healthy.store(true, Ordering::SeqCst);
-    wait_stderr(&mut p, &format!("(pid {new}, ready); the old app (pid {old}) is stopping"));
+    p.wait_stderr(&format!("(pid {new}, ready); the old app (pid {old}) is stopping"));
     assert!(poll_until(DEADLINE, || !alive(old)));
     p.signal(libc::SIGTERM);
     p.wait_exit(DEADLINE);
@@ -247,7 +230,7 @@ fn start_first_under_load(tag: &str, extra: &[&str], first: &str, updates: &[&st
     let server = example("config_server");
     args.extend_from_slice(&["--", &server, "--config", &f, "--start-delay", "500"]);
     let mut p = Proc::spawn(reinit_cmd(&args));
-    wait_stderr(&mut p, first); // the first app's readiness is settled
+    p.wait_stderr(first); // the first app's readiness is settled
     let stop = tmp.path().join("stop");
     let mut cmd = Command::new(fixture("load"));
     cmd.args(["--addr", &format!("127.0.0.1:{port}"), "--threads", "4", "--timeout-ms", "5000"]);

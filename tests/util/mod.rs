@@ -168,6 +168,16 @@ pub fn close_inherited_fds(cmd: &mut Command) -> &mut Command {
     }
 }
 
+/// A path as a string, for command lines.
+pub fn path_str(path: &std::path::Path) -> String {
+    path.to_string_lossy().into_owned()
+}
+
+/// Whether `line` is the fixture app's `ready pid=…` line (one per start).
+pub fn is_ready(line: &str) -> bool {
+    line.starts_with("ready pid=")
+}
+
 /// Calls `cond` every 10 ms until it returns true (→ true) or `deadline` has passed (→ false).
 pub fn poll_until(deadline: Duration, mut cond: impl FnMut() -> bool) -> bool {
     let end = Instant::now() + deadline;
@@ -482,6 +492,17 @@ impl Proc {
     /// How many stdout lines so far match `pat`.
     pub fn count(&mut self, pat: impl LineMatch) -> usize {
         self.out.count(&pat)
+    }
+
+    /// Waits until stderr has a line containing `pat`, and returns the first such line; on
+    /// timeout, panics showing all output so far.
+    pub fn wait_stderr(&mut self, pat: &str) -> String {
+        let mut found = None;
+        poll_until(DEADLINE, || {
+            found = self.err.lines().into_iter().find(|l| l.contains(pat));
+            found.is_some()
+        });
+        found.unwrap_or_else(|| panic!("no stderr line containing {pat:?}\n{}", self.dump()))
     }
 
     /// Stderr so far, lines joined with `\n`.
