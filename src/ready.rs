@@ -1,7 +1,7 @@
 //! `--ready`: learning that a started app is ready, without blocking the loop.
 //!
 //! - `notify`: every app start gets `NOTIFY_SOCKET` (systemd's sd_notify protocol) naming a unix
-//!   datagram socket reinit owns in the abstract namespace; a `READY=1` line counts only when
+//!   datagram socket reinit owns in the abstract namespace (a name the kernel picks); a `READY=1` line counts only when
 //!   the kernel's `SCM_CREDENTIALS` say it comes from the awaited app (or a process of its
 //!   group). Other senders and other messages are ignored.
 //! - `exec:CMD`: CMD runs every 100 ms as a child (reaped by the loop) until it exits 0.
@@ -32,13 +32,17 @@ struct NotifySocket {
 }
 
 impl NotifySocket {
+    /// Bound by the kernel to a fresh abstract name (autobind): several reinits in one
+    /// network namespace (the containers of a pod, each with its own PID 1) never collide.
     fn open() -> io::Result<NotifySocket> {
+        use std::os::fd::AsRawFd;
         let flags = SockFlag::SOCK_CLOEXEC | SockFlag::SOCK_NONBLOCK;
         let fd = socket::socket(AddressFamily::Unix, SockType::Datagram, flags, None)?;
-        let name = format!("reinit-notify-{}", std::process::id());
-        socket::bind(std::os::fd::AsRawFd::as_raw_fd(&fd), &UnixAddr::new_abstract(name.as_bytes())?)?;
+        socket::bind(fd.as_raw_fd(), &UnixAddr::new_unnamed())?;
         socket::setsockopt(&fd, socket::sockopt::PassCred, &true)?;
-        Ok(NotifySocket { fd, name: format!("@{name}") })
+        let bound: UnixAddr = socket::getsockname(fd.as_raw_fd())?;
+        let name = bound.as_abstract().ok_or_else(|| io::Error::other("no abstract name was assigned"))?;
+        Ok(NotifySocket { fd, name: format!("@{}", String::from_utf8_lossy(name)) })
     }
 
     /// Drain the datagrams; the pids that said `READY=1`.

@@ -146,11 +146,12 @@ fn notify_messages_from_another_process_are_ignored() {
     let (_tmp, file, _) = setup("notify-forged");
     let f = s(&file);
     let args = ["-v", "--ready", "notify", "--ready-timeout", "2s", "-w", &f];
-    let mut p = Proc::spawn(reinit_cmd(with_app(&args, &["--config", &f])));
+    let mut p = Proc::spawn(reinit_cmd(with_app(&args, &["--config", &f, "--env", "NOTIFY_SOCKET"])));
+    let env = p.wait_line("env NOTIFY_SOCKET=@", DEADLINE);
     p.wait_line(is_ready, DEADLINE);
     // READY=1 from the test process itself, not the app: must not count.
     use std::os::linux::net::SocketAddrExt;
-    let name = format!("reinit-notify-{}", p.pid());
+    let name = env.strip_prefix("env NOTIFY_SOCKET=@").unwrap();
     let addr = std::os::unix::net::SocketAddr::from_abstract_name(name.as_bytes()).unwrap();
     let sock = std::os::unix::net::UnixDatagram::unbound().unwrap();
     sock.send_to_addr(b"READY=1", &addr).unwrap();
@@ -278,4 +279,21 @@ fn a_failed_start_first_update_under_load_fails_no_request() {
     assert!(p.stderr_so_far().contains("keeps serving"), "{}", p.dump());
     p.signal(libc::SIGTERM);
     p.wait_exit(DEADLINE);
+}
+
+#[test]
+fn two_pid_1s_in_one_network_namespace_each_get_their_own_notify_socket() {
+    // The containers of a pod share their network namespace, where abstract socket names live,
+    // and each may run reinit as its PID 1.
+    let (_tmp, file, _) = setup("notify-two-pid1");
+    let f = s(&file);
+    let args = with_app(&["-v", "--ready", "notify", "-w", &f], &["--config", &f, "--notify"]);
+    let mut a = Proc::spawn(crate::util::as_pid1(&args));
+    let mut b = Proc::spawn(crate::util::as_pid1(&args));
+    for p in [&mut a, &mut b] {
+        p.wait_line("notified", DEADLINE);
+        p.wait_stderr("is ready");
+        p.signal(libc::SIGTERM);
+        assert_eq!(p.wait_code(DEADLINE), 0, "{}", p.dump());
+    }
 }
