@@ -14,7 +14,7 @@ use crate::metrics::{self, ActionKind, MetricsServer};
 use crate::procfs::Procfs;
 use crate::ready::Readiness;
 use crate::reap;
-use crate::siblings::{self, Scan, Sibling};
+use crate::siblings;
 use crate::signals::{Received, Signal, Signals};
 use crate::sockets::{self, Listener, SocketsError};
 use crate::supervisor::{Action, Cause, Dest, Policy, Supervisor, UpdateFailure};
@@ -616,7 +616,7 @@ impl Loop {
     /// The action for a real change (validated if asked).
     fn act(&mut self, now: Instant, action: OnChange, what: String, dry_run: bool) {
         if let OnChange::Siblings(sig) = action {
-            let ok = self.signal_siblings(sig, &what, dry_run);
+            let ok = siblings::signal_all(self.me, &self.config.siblings, sig, &what, dry_run);
             return self.http.acted(ActionKind::Siblings, ok, dry_run);
         }
         let doing = match action {
@@ -656,50 +656,6 @@ impl Loop {
         }
         let actions = self.supervisor.change(now, action);
         self.execute(actions);
-    }
-
-    /// `siblings:SIG`: signal the top processes of the pod's other containers through pidfds,
-    /// after checking each is still the process found by the scan.
-    /// Whether siblings were found and all of them signalled (or would be, with `--dry-run`).
-    fn signal_siblings(&self, sig: Signal, what: &str, dry_run: bool) -> bool {
-        let started = Instant::now();
-        let procfs = Procfs::system();
-        let found = match siblings::find(&procfs, self.me, &self.config.siblings) {
-            Ok(Scan::Found(found)) => found,
-            Ok(Scan::Alone) => {
-                info!(
-                    "{what}: reinit's container is PID 1 of its PID namespace: no sibling container to send SIG{sig} to"
-                );
-                return false;
-            }
-            Err(e) => {
-                error!("{what}: {e}");
-                return false;
-            }
-        };
-        if found.is_empty() {
-            let filter = match self.config.siblings.as_slice() {
-                [] => String::new(),
-                names => format!(" named {}", names.join(" or ")),
-            };
-            warn!(
-                "{what}: no sibling process{filter} found to send SIG{sig}; the pod needs \
-                 shareProcessNamespace: true, and --sibling must match the process's comm or executable name"
-            );
-            return false;
-        }
-        let list = |v: &[&Sibling]| {
-            v.iter().map(|s| format!("{} (pid {})", s.name, s.pid)).collect::<Vec<_>>().join(", ")
-        };
-        if dry_run {
-            info!("{what}: would send SIG{sig} to {} (--dry-run)", list(&found.iter().collect::<Vec<_>>()));
-            return true;
-        }
-        let sent: Vec<&Sibling> = found.iter().filter(|s| send_to_sibling(&procfs, s, sig)).collect();
-        if !sent.is_empty() {
-            info!("{what}: sent SIG{sig} to {} in {}", list(&sent), Human(started.elapsed()));
-        }
-        sent.len() == found.len()
     }
 
     /// The app's group is gone (or never was): on a final stop, what it left behind too.
@@ -872,42 +828,6 @@ impl Loop {
         self.http.metrics.action(ActionKind::Restart, false);
         if let Some(w) = self.watch.as_mut() {
             w.tracker.start_failed();
-        }
-    }
-}
-
-/// Signal one sibling through a pidfd, after checking it is still the process found; whether
-/// it was sent.
-fn send_to_sibling(procfs: &Procfs, s: &Sibling, sig: Signal) -> bool {
-    let result = sys::pidfd_open(s.pid).and_then(|fd| {
-        if siblings::is_same(procfs, s) {
-            sys::pidfd_send_signal(fd.as_fd(), sig.raw()).map(|()| true)
-        } else {
-            Ok(false)
-        }
-    });
-    match result {
-        Ok(sent) => {
-            if !sent {
-                debug!("{} (pid {}) exited and its pid was reused: not signalled", s.name, s.pid);
-            }
-            sent
-        }
-        Err(e) if e.raw_os_error() == Some(libc::ESRCH) => {
-            debug!("{} (pid {}) is gone", s.name, s.pid);
-            false
-        }
-        Err(e) if e.raw_os_error() == Some(libc::EPERM) => {
-            error!(
-                "cannot send SIG{sig} to {} (pid {}): permission denied; it runs as another user: \
-                 run reinit with the same UID, or give it the CAP_KILL capability",
-                s.name, s.pid
-            );
-            false
-        }
-        Err(e) => {
-            error!("cannot send SIG{sig} to {} (pid {}): {e}", s.name, s.pid);
-            false
         }
     }
 }

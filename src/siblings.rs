@@ -3,11 +3,18 @@
 //! container's own top process — the oldest of its cgroup — and nothing else: a process exec'd
 //! into a container later (`kubectl exec`) also has PPid 0, and a SIGHUP kills an interactive
 //! shell. Then the optional filter by name, and the identity (start time) re-checked before
-//! each signal so a reused PID is never hit. `/proc` itself is read by [`crate::procfs`].
+//! each signal, sent through a pidfd, so a reused PID is never hit. `/proc` itself is read by
+//! [`crate::procfs`].
 
 use crate::procfs::{Procfs, Stat};
+use crate::signals::Signal;
+use crate::sys;
+use crate::time::Human;
+use log::{debug, error, info, warn};
 use std::fmt;
 use std::io;
+use std::os::fd::AsFd;
+use std::time::Instant;
 
 #[derive(Debug)]
 pub enum SiblingsError {
@@ -131,6 +138,86 @@ pub fn find(procfs: &Procfs, me: i32, names: &[String]) -> Result<Scan, Siblings
 /// pidfd opened on it reaches the right process.
 pub fn is_same(procfs: &Procfs, sibling: &Sibling) -> bool {
     procfs.stat(sibling.pid).is_some_and(|s| s.start_time == sibling.start_time)
+}
+
+/// `siblings:SIG`: signal the top processes of the pod's other containers through pidfds,
+/// after checking each is still the process found by the scan.
+/// Whether siblings were found and all of them signalled (or would be, with `--dry-run`).
+pub fn signal_all(me: i32, names: &[String], sig: Signal, what: &str, dry_run: bool) -> bool {
+    let started = Instant::now();
+    let procfs = Procfs::system();
+    let found = match find(&procfs, me, names) {
+        Ok(Scan::Found(found)) => found,
+        Ok(Scan::Alone) => {
+            info!(
+                "{what}: reinit's container is PID 1 of its PID namespace: no sibling container to send SIG{sig} to"
+            );
+            return false;
+        }
+        Err(e) => {
+            error!("{what}: {e}");
+            return false;
+        }
+    };
+    if found.is_empty() {
+        let filter = match names {
+            [] => String::new(),
+            names => format!(" named {}", names.join(" or ")),
+        };
+        warn!(
+            "{what}: no sibling process{filter} found to send SIG{sig}; the pod needs \
+             shareProcessNamespace: true, and --sibling must match the process's comm or executable name"
+        );
+        return false;
+    }
+    let list = |v: &[&Sibling]| {
+        v.iter().map(|s| format!("{} (pid {})", s.name, s.pid)).collect::<Vec<_>>().join(", ")
+    };
+    if dry_run {
+        info!("{what}: would send SIG{sig} to {} (--dry-run)", list(&found.iter().collect::<Vec<_>>()));
+        return true;
+    }
+    let sent: Vec<&Sibling> = found.iter().filter(|s| send_to_sibling(&procfs, s, sig)).collect();
+    if !sent.is_empty() {
+        info!("{what}: sent SIG{sig} to {} in {}", list(&sent), Human(started.elapsed()));
+    }
+    sent.len() == found.len()
+}
+
+/// Signal one sibling through a pidfd, after checking it is still the process found; whether
+/// it was sent.
+fn send_to_sibling(procfs: &Procfs, s: &Sibling, sig: Signal) -> bool {
+    let result = sys::pidfd_open(s.pid).and_then(|fd| {
+        if is_same(procfs, s) {
+            sys::pidfd_send_signal(fd.as_fd(), sig.raw()).map(|()| true)
+        } else {
+            Ok(false)
+        }
+    });
+    match result {
+        Ok(sent) => {
+            if !sent {
+                debug!("{} (pid {}) exited and its pid was reused: not signalled", s.name, s.pid);
+            }
+            sent
+        }
+        Err(e) if e.raw_os_error() == Some(libc::ESRCH) => {
+            debug!("{} (pid {}) is gone", s.name, s.pid);
+            false
+        }
+        Err(e) if e.raw_os_error() == Some(libc::EPERM) => {
+            error!(
+                "cannot send SIG{sig} to {} (pid {}): permission denied; it runs as another user: \
+                 run reinit with the same UID, or give it the CAP_KILL capability",
+                s.name, s.pid
+            );
+            false
+        }
+        Err(e) => {
+            error!("cannot send SIG{sig} to {} (pid {}): {e}", s.name, s.pid);
+            false
+        }
+    }
 }
 
 #[cfg(test)]

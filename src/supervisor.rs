@@ -420,8 +420,10 @@ impl Supervisor {
                 self.begin_stop(now, pid, sig, Then::ExitWithApp)
             }
             Phase::Overlap { old, new, .. } => {
+                // the new app is not serving yet: it stops at once; the old one as usual
                 let mut out = new.map(|new| self.retire(now, new, true)).unwrap_or_default();
-                out.extend(self.begin_stop(now, old, sig, Then::ExitWithApp));
+                self.phase = Phase::Running { pid: old };
+                out.extend(self.terminate(now, sig));
                 out
             }
             Phase::Stopping { .. } if !self.final_stop() => {
@@ -1096,6 +1098,16 @@ mod tests {
         s.reaped(t0, NEW, 143);
         assert!(s.retired_group_gone(t0).is_empty());
         assert_eq!(s.group_gone(t0, false), [Exit(143)]);
+    }
+
+    #[test]
+    fn term_during_an_overlap_keeps_the_pre_stop_delay_for_the_old_app() {
+        let t0 = Instant::now();
+        let mut s = running(Policy { pre_stop_delay: secs(2), ..start_first() }, t0);
+        s.change(t0, OnChange::Restart);
+        s.spawned(t0, NEW);
+        assert_eq!(s.received(t0, TERM), [Send(Group(NEW), TERM)], "the new app stops at once");
+        assert_eq!(s.tick(t0 + secs(2)), [Send(Group(APP), TERM)], "the old one after the delay");
     }
 
     #[test]
