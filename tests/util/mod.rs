@@ -6,7 +6,8 @@
 //! timeout, panics with everything seen so far.
 //!
 //! Summary:
-//! - [`reinit_bin`], [`fake_app`]: the binaries under test (`cargo test` builds both).
+//! - [`reinit_bin`], [`fake_app`]: the binaries under test (`cargo test` builds both;
+//!   `REINIT_BIN` overrides reinit, see [`emulation`] for another architecture's build).
 //! - [`reinit_cmd`]`(args)`: a `Command` for reinit with stdin null, stdout/stderr piped, no
 //!   `REINIT_*` variable inherited and no inherited fd above 2 (see [`close_inherited_fds`]).
 //! - [`as_pid1`]`(args)`: the same under `unshare --pid --fork --mount-proc --kill-child`.
@@ -21,6 +22,7 @@
 //!   and [`field`] to pick `key=value` out of a fake_app line.
 #![allow(dead_code)] // each test module uses a different part of the harness
 
+pub mod emulation;
 pub mod kubelet;
 pub mod podman;
 
@@ -35,14 +37,19 @@ use std::time::{Duration, Instant};
 /// A generous deadline for anything that should take well under a second on an idle machine.
 pub const DEADLINE: Duration = Duration::from_secs(20);
 
-/// The reinit binary under test.
+/// The reinit binary under test: `$REINIT_BIN` if set (e.g. the static aarch64 build, run by
+/// qemu-user through binfmt_misc), else the one `cargo test` built.
 pub fn reinit_bin() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_reinit"))
+    match std::env::var_os("REINIT_BIN") {
+        Some(bin) => PathBuf::from(bin),
+        None => PathBuf::from(env!("CARGO_BIN_EXE_reinit")),
+    }
 }
 
-/// Path of the `examples/fake_app` fixture (built by `cargo test` next to the binary's dir).
+/// Path of the `examples/fake_app` fixture (built by `cargo test` next to the host binary's
+/// dir; it stays a host binary when `REINIT_BIN` names another architecture's reinit).
 pub fn fake_app() -> String {
-    let bin = reinit_bin();
+    let bin = PathBuf::from(env!("CARGO_BIN_EXE_reinit"));
     let dir = bin.parent().expect("reinit has a parent dir");
     let app = dir.join("examples").join("fake_app");
     assert!(app.exists(), "{} missing: run the tests with `cargo test` (it builds examples)", app.display());
