@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The whole test suite, from a fresh machine with only Rust: installs what the tests need
 # (util-linux tools, podman + runc + busybox-static, the musl target, checkov and
-# kubernetes-validate in a venv), builds and checks the static musl binary, then runs the unit
-# and integration tests (the container tests included).
+# kubernetes-validate in a venv, qemu-user-static), builds and checks the static musl binaries
+# for x86_64 and aarch64, then runs the unit and integration tests (the container tests
+# included), and the init tests again against the aarch64 binary under qemu-user.
 # Usage: scripts/test.sh [extra cargo test args]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -33,14 +34,26 @@ if [ ! -x "$venv/bin/checkov" ] || [ ! -x "$venv/bin/kubernetes-validate" ]; the
   python3 -m venv "$venv"
   "$venv/bin/pip" install --quiet kubernetes-validate==1.37.0 checkov==3.3.30
 fi
-if ! rustup target list --installed 2>/dev/null | grep -qx x86_64-unknown-linux-musl; then
-  echo "== adding the musl target"
-  rustup target add x86_64-unknown-linux-musl
-fi
+for target in x86_64-unknown-linux-musl aarch64-unknown-linux-musl; do
+  if ! rustup target list --installed 2>/dev/null | grep -qx "$target"; then
+    echo "== adding the $target target"
+    rustup target add "$target"
+  fi
+done
+scripts/qemu-binfmt.sh
 
-echo "== static musl build (the drop-in, and the example server for the container tests)"
-scripts/build-static.sh --with-example
+echo "== static musl builds, x86_64 and aarch64 (the drop-in, and the example server for the container tests)"
+scripts/build-static.sh --arch all --with-example
 export REINIT_STATIC_DIR="$PWD/target/x86_64-unknown-linux-musl/release"
+export REINIT_STATIC_DIR_AARCH64="$PWD/target/aarch64-unknown-linux-musl/release"
 
 echo "== unit and integration tests"
 cargo test "$@"
+
+# The init tests again, against the aarch64 binary run by qemu-user (what it cannot emulate is
+# skipped with "skipped under qemu-user: ..."). Only in the full run: extra arguments select
+# what to test on this machine.
+if [ $# -eq 0 ]; then
+  echo "== init tests against the aarch64 binary under qemu-user"
+  REINIT_BIN="$REINIT_STATIC_DIR_AARCH64/reinit" cargo test -q --test tests init::
+fi
