@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite, from a fresh Debian 12 machine with only Rust, as root: installs what
-# the tests need, builds and checks the static musl binaries, then runs `cargo test` (unit,
-# integration and container tests).
+# the tests need, builds and checks the static musl binaries for x86_64 and aarch64, then runs
+# `cargo test` (unit, integration and container tests) and, in a full run, the init tests again
+# against the aarch64 binary under qemu-user.
 #
 #   scripts/test.sh [--no-policy-lint] [--] [CARGO_TEST_ARGS...]
 #
@@ -16,7 +17,8 @@
 # What it installs when missing, saying what and why as it goes: Debian packages (apt-get; the
 # list, with a reason for each, is in this script), podman's configuration for machines without
 # systemd (/etc/containers/containers.conf), the manifest validators in a venv at
-# $REINIT_PY_VENV (default ~/.cache/reinit-tools/venv), and the musl target.
+# $REINIT_PY_VENV (default ~/.cache/reinit-tools/venv), the musl targets, and qemu-user for
+# aarch64 (scripts/qemu-binfmt.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -121,18 +123,30 @@ if [ ${#pip_install[@]} -gt 0 ]; then
 fi
 
 # --- Rust -----------------------------------------------------------------------------------
-if ! rustup target list --installed 2>/dev/null | grep -qx x86_64-unknown-linux-musl; then
-  echo "== adding the musl target (the static drop-in)"
-  rustup target add x86_64-unknown-linux-musl
-fi
+for target in x86_64-unknown-linux-musl aarch64-unknown-linux-musl; do
+  if ! rustup target list --installed 2>/dev/null | grep -qx "$target"; then
+    echo "== adding the $target target (the static drop-in)"
+    rustup target add "$target"
+  fi
+done
+scripts/qemu-binfmt.sh
 
-echo "== static musl build (the drop-in, and the example server for the container tests)"
-scripts/build-static.sh --with-example
+echo "== static musl builds, x86_64 and aarch64 (the drop-in, and the example server for the container tests)"
+scripts/build-static.sh --arch all --with-example
 export REINIT_STATIC_DIR="$PWD/target/x86_64-unknown-linux-musl/release"
+export REINIT_STATIC_DIR_AARCH64="$PWD/target/aarch64-unknown-linux-musl/release"
 
 echo "== unit and integration tests"
 status=0
 cargo test "$@" || status=$?
+
+# The init tests again, against the aarch64 binary run by qemu-user (what it cannot emulate is
+# skipped with "skipped under qemu-user: ..."). Only in the full run: extra arguments select
+# what to test on this machine.
+if [ $# -eq 0 ] && [ "$status" = 0 ]; then
+  echo "== init tests against the aarch64 binary under qemu-user"
+  REINIT_BIN="$REINIT_STATIC_DIR_AARCH64/reinit" cargo test -q --test tests init:: || status=$?
+fi
 if [ "$skip_lint" = 1 ]; then
   echo "== note: the policy lint (checkov) was skipped by request; run without --no-policy-lint for it"
 fi

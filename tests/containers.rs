@@ -11,8 +11,8 @@
 use crate::siblings::idle_and_watching;
 use crate::util::kubelet::{Kubelet, Options};
 use crate::util::podman::{
-    self, Cleanup, free_port, http_get, images, inspect, is_static_elf, logs, podman, podman_ok, static_bins,
-    top,
+    self, Cleanup, arm64_example_image, free_port, http_get, images, inspect, is_static_elf, logs, podman,
+    podman_ok, static_bins, top,
 };
 use crate::util::{DEADLINE, TempDir, poll_until};
 use std::io::Write;
@@ -161,6 +161,51 @@ fn scratch_image_runs_as_nonroot_readonly_pid1() {
     let log = logs(&name);
     assert!(log.contains(&format!("pid {app_pid} got signal 15")), "{log}");
     assert!(!log.contains("reinit:"), "reinit is quiet when nothing goes wrong: {log}");
+}
+
+/// The arm64 image (`--platform linux/arm64 --build-arg BIN=local`, from the static aarch64
+/// binaries) runs under podman, emulated by qemu-user through binfmt_misc: exit statuses pass
+/// through, and `podman stop` reaches the app and ends the container promptly with its status.
+#[test]
+fn arm64_image_runs_under_emulation() {
+    let _lock = podman::lock();
+    let handler = std::fs::read_to_string("/proc/sys/fs/binfmt_misc/qemu-aarch64").unwrap_or_default();
+    assert!(
+        handler.starts_with("enabled"),
+        "no active binfmt_misc handler for aarch64: scripts/test.sh installs qemu-user-static and \
+         registers it"
+    );
+    let image = arm64_example_image();
+    assert_eq!(inspect(image, "{{.Architecture}}"), "arm64");
+    let run = |name: &str, args: &[&str]| {
+        let mut all = vec!["run", "--platform", "linux/arm64", "--name", name];
+        all.extend(args);
+        podman(&all)
+    };
+    let mut cleanup = Cleanup::new();
+    for (what, cmd, code) in [("usage", "/reinit --no-such-option", 2), ("missing", "/nonexistent", 127)] {
+        let name = podman::name(&format!("arm64-{what}"));
+        cleanup.container(&name);
+        let mut args = vec![image];
+        args.extend(cmd.split(' '));
+        let out = run(&name, &args);
+        assert_eq!(out.status.code(), Some(code), "{cmd} in the arm64 image: {}", logs(&name));
+    }
+
+    let port = free_port();
+    let name = podman::name("arm64-stop");
+    cleanup.container(&name);
+    let publish = format!("127.0.0.1:{port}:8080");
+    let out = run(&name, &["--detach", "--publish", &publish, image]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let app_pid = served_pid(&wait_http(port, "config=", DEADLINE));
+    let start = Instant::now();
+    podman_ok(&["stop", "--time", "10", &name]);
+    let took = start.elapsed();
+    assert_eq!(inspect(&name, "{{.State.ExitCode}}"), "0", "the app's status: {}", logs(&name));
+    assert!(took < PROMPT, "podman stop took {took:?}: SIGTERM did not reach the app");
+    let log = logs(&name);
+    assert!(log.contains(&format!("pid {app_pid} got signal 15")), "{log}");
 }
 
 // ---------------------------------------------------------------------------------------------

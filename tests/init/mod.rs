@@ -8,6 +8,9 @@
 //! - [`transparency`], [`pty`] — argv/env/cwd/stdio/mask/fds, job control
 //! - [`idle`] — no wake-ups
 //! - [`restart`] — `--restart-on-exit`
+//!
+//! `REINIT_BIN=PATH` runs them against another build, e.g. the static aarch64 one under
+//! qemu-user; what emulation cannot do is skipped visibly ([`crate::util::emulation`]).
 
 mod exit_status;
 mod forwarding;

@@ -8,7 +8,8 @@
 //! Summary:
 //! - [`reinit_bin`], [`fake_app`], [`fixture`], [`example`]: the binaries under test (`cargo
 //!   test` builds reinit; the first call of the others builds the fixtures crate, tests/fixtures,
-//!   and the examples).
+//!   and the examples, which stay host binaries;
+//!   `REINIT_BIN` overrides reinit, see [`emulation`] for another architecture's build).
 //! - [`reinit_cmd`]`(args)`: a `Command` for reinit with stdin null, stdout/stderr piped, no
 //!   `REINIT_*` variable inherited and no inherited fd above 2 (see [`close_inherited_fds`]).
 //! - [`as_pid1`]`(args)`: the same under `unshare --pid --fork --mount-proc --kill-child`.
@@ -23,6 +24,7 @@
 //!   and [`field`] to pick `key=value` out of a fake_app line.
 #![allow(dead_code)] // each test module uses a different part of the harness
 
+pub mod emulation;
 pub mod http_server;
 pub mod kubelet;
 pub mod podman;
@@ -39,9 +41,13 @@ use std::time::{Duration, Instant};
 /// A generous deadline for anything that should take well under a second on an idle machine.
 pub const DEADLINE: Duration = Duration::from_secs(20);
 
-/// The reinit binary under test.
+/// The reinit binary under test: `$REINIT_BIN` if set (e.g. the static aarch64 build, run by
+/// qemu-user through binfmt_misc), else the one `cargo test` built.
 pub fn reinit_bin() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_reinit"))
+    match std::env::var_os("REINIT_BIN") {
+        Some(bin) => PathBuf::from(bin),
+        None => PathBuf::from(env!("CARGO_BIN_EXE_reinit")),
+    }
 }
 
 /// Path of the `fake_app` fixture (tests/fixtures/fake_app.rs), the app run under reinit.

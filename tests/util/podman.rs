@@ -8,11 +8,13 @@
 //! - [`static_bins`]: the static musl `reinit` and `examples/config_server`, from
 //!   `REINIT_STATIC_DIR` (a dir holding `reinit` and `examples/config_server`) or built once per
 //!   test run with `scripts/build-static.sh --with-example` (cargo's own lock serialises
-//!   concurrent builds in one target dir).
+//!   concurrent builds in one target dir). [`static_bins_aarch64`]: the same for aarch64
+//!   (`REINIT_STATIC_DIR_AARCH64`, `--arch aarch64`).
 //! - [`images`]: the images, built once per test run: the repo's `Dockerfile` stages `example`
 //!   and `reinit` (with `--build-arg BIN=local`, from a context holding only the two static
 //!   binaries), and a busybox-static image imported from a local rootfs. They are removed when
-//!   the test process exits (`atexit`).
+//!   the test process exits (`atexit`). [`arm64_example_image`]: the `example` stage built with
+//!   `--platform linux/arm64` from the aarch64 binaries.
 //! - [`name`]: `reinit-e2e-<test pid>-<what>`, for every pod, container and image, so parallel
 //!   runs (other worktrees) never collide, and [`sweep_stale`] can tell a dead run's leftovers.
 //! - [`Cleanup`]: removes the pods (`podman kube down`, then by name) and containers it was
@@ -245,39 +247,42 @@ pub struct StaticBins {
 /// See the module docs.
 pub fn static_bins() -> &'static StaticBins {
     static BINS: OnceLock<StaticBins> = OnceLock::new();
-    BINS.get_or_init(|| {
-        let dir = match std::env::var_os("REINIT_STATIC_DIR") {
-            Some(dir) => PathBuf::from(dir),
-            None => {
-                let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
-                eprintln!("building the static binaries (scripts/build-static.sh --with-example)");
-                let out = Command::new(repo.join("scripts/build-static.sh"))
-                    .arg("--with-example")
-                    .current_dir(repo)
-                    .stdin(Stdio::null())
-                    .output()
-                    .expect("running scripts/build-static.sh");
-                assert!(
-                    out.status.success(),
-                    "scripts/build-static.sh --with-example failed:\n{}",
-                    String::from_utf8_lossy(&out.stderr)
-                );
-                eprint!("{}", String::from_utf8_lossy(&out.stdout));
-                repo.join("target/x86_64-unknown-linux-musl/release")
-            }
-        };
-        let bins =
-            StaticBins { reinit: dir.join("reinit"), config_server: dir.join("examples/config_server") };
-        for bin in [&bins.reinit, &bins.config_server] {
+    BINS.get_or_init(|| static_bins_for("x86_64", "REINIT_STATIC_DIR"))
+}
+
+/// The static aarch64 binaries: from `REINIT_STATIC_DIR_AARCH64`, or built once per test run
+/// with `scripts/build-static.sh --arch aarch64 --with-example`.
+pub fn static_bins_aarch64() -> &'static StaticBins {
+    static BINS: OnceLock<StaticBins> = OnceLock::new();
+    BINS.get_or_init(|| static_bins_for("aarch64", "REINIT_STATIC_DIR_AARCH64"))
+}
+
+fn static_bins_for(arch: &str, env_dir: &str) -> StaticBins {
+    let dir = match std::env::var_os(env_dir) {
+        Some(dir) => PathBuf::from(dir),
+        None => {
+            let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+            eprintln!("building the static binaries (scripts/build-static.sh --arch {arch} --with-example)");
+            let out = Command::new(repo.join("scripts/build-static.sh"))
+                .args(["--arch", arch, "--with-example"])
+                .current_dir(repo)
+                .stdin(Stdio::null())
+                .output()
+                .expect("running scripts/build-static.sh");
             assert!(
-                bin.is_file(),
-                "{} missing (REINIT_STATIC_DIR={:?})",
-                bin.display(),
-                std::env::var_os("REINIT_STATIC_DIR")
+                out.status.success(),
+                "scripts/build-static.sh --arch {arch} --with-example failed:\n{}",
+                String::from_utf8_lossy(&out.stderr)
             );
+            eprint!("{}", String::from_utf8_lossy(&out.stdout));
+            repo.join(format!("target/{arch}-unknown-linux-musl/release"))
         }
-        bins
-    })
+    };
+    let bins = StaticBins { reinit: dir.join("reinit"), config_server: dir.join("examples/config_server") };
+    for bin in [&bins.reinit, &bins.config_server] {
+        assert!(bin.is_file(), "{} missing ({env_dir}={:?})", bin.display(), std::env::var_os(env_dir));
+    }
+    bins
 }
 
 /// The test images.
@@ -312,40 +317,14 @@ pub fn images() -> &'static Images {
             reinit: format!("localhost/{}:test", name("reinit")),
             busybox: format!("localhost/{}:test", name("busybox")),
         };
-        {
-            let mut list = TO_REMOVE.lock().unwrap_or_else(|p| p.into_inner());
-            list.extend([images.example.clone(), images.reinit.clone(), images.busybox.clone()]);
-            #[allow(unsafe_code)]
-            // SAFETY: registers a plain extern "C" function without arguments.
-            let rc = unsafe { libc::atexit(remove_images) };
-            assert_eq!(rc, 0, "atexit");
+        for image in [&images.example, &images.reinit, &images.busybox] {
+            remove_at_exit(image);
         }
 
-        // The Dockerfile's `local` stage copies target/x86_64-unknown-linux-musl/release/…
-        // from the build context: a context with just those two files.
         let ctx_dir = super::TempDir::new("image-context");
         let ctx = ctx_dir.path();
-        let release = ctx.join("target/x86_64-unknown-linux-musl/release");
-        std::fs::create_dir_all(release.join("examples")).unwrap();
-        std::fs::copy(&bins.reinit, release.join("reinit")).unwrap();
-        std::fs::copy(&bins.config_server, release.join("examples/config_server")).unwrap();
-        let dockerfile = Path::new(env!("CARGO_MANIFEST_DIR")).join("Dockerfile");
         for (target, tag) in [("example", &images.example), ("reinit", &images.reinit)] {
-            podman_ok(&[
-                "build",
-                "--quiet",
-                "--layers=false",
-                "--pull=never",
-                "--build-arg",
-                "BIN=local",
-                "--target",
-                target,
-                "--tag",
-                tag,
-                "--file",
-                &dockerfile.to_string_lossy(),
-                &ctx.to_string_lossy(),
-            ]);
+            build_local_image(ctx, "amd64", bins, target, tag);
         }
 
         // busybox rootfs: tar -C rootfs -c . | podman import - IMAGE
@@ -365,6 +344,65 @@ pub fn images() -> &'static Images {
         assert!(out.status.success(), "{script}: {}", String::from_utf8_lossy(&out.stderr));
         images
     })
+}
+
+/// `podman build --platform linux/ARCH --build-arg BIN=local --target TARGET --tag TAG` of
+/// the repo's Dockerfile, from a context `ctx` holding just `bins` where the Dockerfile's
+/// `local-ARCH` stage copies them from (`target/<x86_64|aarch64>-unknown-linux-musl/release`).
+fn build_local_image(ctx: &Path, arch: &str, bins: &StaticBins, target: &str, tag: &str) {
+    let triple = match arch {
+        "amd64" => "x86_64-unknown-linux-musl",
+        "arm64" => "aarch64-unknown-linux-musl",
+        other => panic!("no static build for {other}"),
+    };
+    let release = ctx.join("target").join(triple).join("release");
+    std::fs::create_dir_all(release.join("examples")).unwrap();
+    std::fs::copy(&bins.reinit, release.join("reinit")).unwrap();
+    std::fs::copy(&bins.config_server, release.join("examples/config_server")).unwrap();
+    let dockerfile = Path::new(env!("CARGO_MANIFEST_DIR")).join("Dockerfile");
+    podman_ok(&[
+        "build",
+        "--quiet",
+        "--layers=false",
+        "--pull=never",
+        "--platform",
+        &format!("linux/{arch}"),
+        "--build-arg",
+        "BIN=local",
+        "--target",
+        target,
+        "--tag",
+        tag,
+        "--file",
+        &dockerfile.to_string_lossy(),
+        &ctx.to_string_lossy(),
+    ]);
+}
+
+/// The Dockerfile's `example` stage for linux/arm64, from the static aarch64 binaries, built
+/// once per test run (removed at exit like [`images`]). Call with [`lock`] held.
+pub fn arm64_example_image() -> &'static str {
+    static IMAGE: OnceLock<String> = OnceLock::new();
+    IMAGE.get_or_init(|| {
+        let bins = static_bins_aarch64();
+        let image = format!("localhost/{}:test", name("example-arm64"));
+        remove_at_exit(&image);
+        let ctx_dir = super::TempDir::new("image-context-arm64");
+        build_local_image(ctx_dir.path(), "arm64", bins, "example", &image);
+        image
+    })
+}
+
+/// Registers `image` for removal when the test process exits.
+fn remove_at_exit(image: &str) {
+    static REGISTERED: OnceLock<()> = OnceLock::new();
+    TO_REMOVE.lock().unwrap_or_else(|p| p.into_inner()).push(image.to_string());
+    REGISTERED.get_or_init(|| {
+        #[allow(unsafe_code)]
+        // SAFETY: registers a plain extern "C" function without arguments.
+        let rc = unsafe { libc::atexit(remove_images) };
+        assert_eq!(rc, 0, "atexit");
+    });
 }
 
 /// Whether `path` is a statically linked ELF executable: no `PT_INTERP` (no dynamic loader)
