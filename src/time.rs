@@ -8,13 +8,15 @@ pub fn after(now: Instant, d: Duration) -> Instant {
     now.checked_add(d).or_else(|| now.checked_add(YEAR)).unwrap_or(now)
 }
 
-/// A duration for log lines, always in the same units: `250 ms`, `12.5 s`, `3 min`.
+/// A duration for log lines, always in the same units: whole seconds as seconds (`1 s`, `10 s`),
+/// anything else below 10 s in milliseconds (`250 ms`, `1500 ms`: what reinit measures), then
+/// seconds to a tenth below 2 minutes (`12.5 s`), then minutes (`3 min`).
 pub struct Human(pub Duration);
 
 impl std::fmt::Display for Human {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let d = self.0;
-        if d < Duration::from_secs(1) {
+        if d < Duration::from_secs(10) && d.subsec_nanos() != 0 || d.is_zero() {
             write!(f, "{} ms", d.as_millis())
         } else if d < Duration::from_secs(120) {
             let tenths = d.as_millis() / 100;
@@ -44,6 +46,9 @@ mod tests {
         let h = |ms: u64| Human(Duration::from_millis(ms)).to_string();
         assert_eq!(h(0), "0 ms");
         assert_eq!(h(129), "129 ms");
+        assert_eq!(h(1500), "1500 ms");
+        assert_eq!(h(1000), "1 s");
+        assert_eq!(h(2000), "2 s");
         assert_eq!(h(10_000), "10 s");
         assert_eq!(h(12_540), "12.5 s");
         assert_eq!(h(3_600_000), "60 min");
