@@ -220,9 +220,14 @@ fn busybox_reinit_reaps_orphans() {
     let mut cleanup = Cleanup::new();
     cleanup.container(&name);
     // 50 orphans (each `( … &)` subshell exits at once, before the loop goes on, so its sleep
-    // is reparented); count those whose parent is PID 1; kill them; then poll (bounded) until
-    // neither an orphan nor a zombie is left.
+    // is reparented); count those whose parent is PID 1 — polled (bounded), since a forked
+    // child may not have exec'd `sleep` yet when first listed; kill them; then poll (bounded)
+    // until neither an orphan nor a zombie is left.
     let script = r#"for i in $(seq 50); do (sleep 1000 &); done
+        n=0
+        until [ "$(ps -o ppid,comm | grep -c '^ *1 sleep$')" -ge 50 ] || [ $n -gt 500 ]; do
+            n=$((n+1)); sleep 0.01
+        done
         echo "orphans of pid 1: $(ps -o ppid,comm | grep -c '^ *1 sleep$')"
         killall sleep
         n=0
