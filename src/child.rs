@@ -3,15 +3,13 @@
 //! (126/127), and turn a wait status into an exit code (128+N for signal N).
 
 use crate::sys;
-use std::ffi::{OsStr, OsString};
+use std::ffi::{CString, OsStr, OsString};
 use std::fmt;
 use std::io::{self, Read};
 use std::os::fd::AsFd;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::PermissionsExt;
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 /// Why the app could not be started; `exit_code` is 126 or 127, as a shell would say.
 #[derive(Debug)]
@@ -79,37 +77,29 @@ pub fn owns_terminal() -> bool {
 
 /// Start the app; returns its pid (also its process group id).
 pub fn spawn(spec: &Spawn<'_>) -> Result<i32, SpawnError> {
-    let Some((program, args)) = spec.argv.split_first() else {
+    let Some(program) = spec.argv.first() else {
         return Err(SpawnError::NotFound { cmd: String::new(), detail: "empty command".into() });
     };
-    let mut cmd = Command::new(program);
-    cmd.args(args).process_group(0);
-    let (mask, sigpipe_ignored, take_terminal) = (spec.mask, spec.sigpipe_ignored, spec.take_terminal);
+    let cannot =
+        |detail: String| SpawnError::NotExecutable { cmd: program.to_string_lossy().into_owned(), detail };
+    let cstring =
+        |s: &OsStr| CString::new(s.as_bytes()).map_err(|_| cannot("an argument holds a NUL byte".into()));
+    let argv = spec.argv.iter().map(|a| cstring(a)).collect::<Result<Vec<_>, _>>()?;
+    let paths = candidates(program).iter().map(|p| cstring(p.as_os_str())).collect::<Result<Vec<_>, _>>()?;
+    let mut env = sys::AppEnv { set: Vec::new(), listen_pid: !spec.listen_fds.is_empty() };
+    if !spec.listen_fds.is_empty() {
+        env.set.push(("LISTEN_FDS".into(), spec.listen_fds.len().to_string()));
+        env.set.push(("LISTEN_FDNAMES".into(), spec.listen_names.to_string()));
+    }
+    if let Some(socket) = spec.notify_socket {
+        env.set.push(("NOTIFY_SOCKET".into(), socket.to_string()));
+    }
     let listen_fds = spec.listen_fds.to_vec();
-    let listen_names = spec.listen_names.to_string();
-    let notify_socket = spec.notify_socket.map(str::to_string);
-    sys::before_exec(&mut cmd, move || {
-        // Still every signal blocked: a background group calling tcsetpgrp would get SIGTTOU.
-        sys::set_signal_mask(u64::MAX)?;
-        if take_terminal {
-            let stdin = io::stdin();
-            // Best effort: the terminal may have gone away.
-            let _ = nix::unistd::tcsetpgrp(stdin.as_fd(), nix::unistd::getpid());
-        }
-        if sigpipe_ignored {
-            sys::set_disposition(libc::SIGPIPE, true)?;
-        }
-        if !listen_fds.is_empty() {
-            pass_sockets(&listen_fds, &listen_names)?;
-        }
-        if let Some(socket) = &notify_socket {
-            sys::setenv("NOTIFY_SOCKET", socket)?;
-        }
-        sys::set_signal_mask(mask)
-    });
-    match cmd.spawn() {
-        Ok(child) => {
-            let pid = child.id() as i32;
+    let mut exec =
+        sys::AppExec::new(paths, argv, env, spec.mask, spec.sigpipe_ignored, spec.take_terminal, listen_fds)
+            .map_err(|e| cannot(e.to_string()))?;
+    match sys::spawn_app(&mut exec) {
+        Ok(pid) => {
             // The child did setpgid itself; repeat it here so the group exists before we signal
             // it (EACCES once it has exec'd, which is fine).
             let _ = nix::unistd::setpgid(nix::unistd::Pid::from_raw(pid), nix::unistd::Pid::from_raw(pid));
@@ -119,22 +109,17 @@ pub fn spawn(spec: &Spawn<'_>) -> Result<i32, SpawnError> {
     }
 }
 
-/// In the child: put the listening sockets at fd 3, 4, … (not close-on-exec) and say so in
-/// `LISTEN_FDS`, `LISTEN_PID` (this process, the app-to-be) and `LISTEN_FDNAMES`.
-fn pass_sockets(fds: &[i32], names: &str) -> io::Result<()> {
-    let n = fds.len() as i32;
-    // First move every socket above the target range, so no dup2 clobbers one not yet moved.
-    let above = fds.iter().copied().max().unwrap_or(0).max(2 + n) + 1;
-    let mut high = Vec::with_capacity(fds.len());
-    for fd in fds {
-        high.push(sys::dup_at_least(*fd, above)?);
+/// Where exec looks for `program`, in order, as execvp would: the path itself when it has a
+/// `/`, else each directory of `PATH`.
+fn candidates(program: &OsStr) -> Vec<PathBuf> {
+    if program.as_bytes().contains(&b'/') {
+        return vec![PathBuf::from(program)];
     }
-    for (i, fd) in high.iter().enumerate() {
-        sys::dup2(*fd, 3 + i as i32)?;
-    }
-    sys::setenv("LISTEN_FDS", &n.to_string())?;
-    sys::setenv("LISTEN_PID", &std::process::id().to_string())?;
-    sys::setenv("LISTEN_FDNAMES", names)
+    std::env::split_paths(&search_path()).map(|dir| dir.join(program)).collect()
+}
+
+fn search_path() -> OsString {
+    std::env::var_os("PATH").unwrap_or_else(|| OsString::from("/usr/local/bin:/usr/bin:/bin"))
 }
 
 /// The exit code reinit reports for a raw wait status: the code, or 128+N for signal N.
@@ -155,8 +140,7 @@ fn resolve(program: &OsStr) -> Option<PathBuf> {
         let p = PathBuf::from(program);
         return p.exists().then_some(p);
     }
-    let path = std::env::var_os("PATH").unwrap_or_else(|| OsString::from("/usr/local/bin:/usr/bin:/bin"));
-    std::env::split_paths(&path).map(|dir| dir.join(program)).find(|p| p.is_file())
+    std::env::split_paths(&search_path()).map(|dir| dir.join(program)).find(|p| p.is_file())
 }
 
 /// The interpreter named by a `#!` line, if `head` starts with one.

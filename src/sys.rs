@@ -156,29 +156,6 @@ pub fn pidfd_send_signal(fd: std::os::fd::BorrowedFd<'_>, sig: i32) -> io::Resul
     if ret < 0 { Err(io::Error::last_os_error()) } else { Ok(()) }
 }
 
-/// `fcntl(F_DUPFD_CLOEXEC)`: a close-on-exec copy of `fd` at the lowest free number >= `min`.
-pub fn dup_at_least(fd: i32, min: i32) -> io::Result<i32> {
-    // SAFETY: integer arguments only; an invalid fd is reported as EBADF.
-    let new = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, min) };
-    if new < 0 { Err(io::Error::last_os_error()) } else { Ok(new) }
-}
-
-/// `dup2(2)`: the copy at `new` is not close-on-exec.
-pub fn dup2(old: i32, new: i32) -> io::Result<()> {
-    // SAFETY: integer arguments only. Used between fork and exec, where replacing whatever sat
-    // at `new` is the point.
-    check(unsafe { libc::dup2(old, new) })
-}
-
-/// `setenv(3)` in the forked child, before exec (the environment `execvp` passes on).
-pub fn setenv(name: &str, value: &str) -> io::Result<()> {
-    let name = std::ffi::CString::new(name).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
-    let value = std::ffi::CString::new(value).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
-    // SAFETY: valid NUL-terminated strings; called only in the single-threaded child between fork
-    // and exec, so no other thread reads the environment concurrently.
-    check(unsafe { libc::setenv(name.as_ptr(), value.as_ptr(), 1) })
-}
-
 /// Take ownership of an inherited descriptor (socket activation), making it close-on-exec.
 /// `None` if `fd` is not open.
 pub fn adopt_fd(fd: i32) -> Option<std::os::fd::OwnedFd> {
@@ -226,6 +203,210 @@ pub fn open_file_limit() -> Option<u64> {
     (ret == 0 && lim.rlim_cur != libc::RLIM_INFINITY).then_some(lim.rlim_cur as u64)
 }
 
+/// Everything the app's child needs, prepared by the parent. `spawn_app` starts the child with
+/// `CLONE_VM | CLONE_VFORK`, as posix_spawn does: it runs in reinit's memory, on a stack of its
+/// own, while reinit is suspended until it execs. So nothing is copied on write (reinit's
+/// first steps after a start take no page faults), and the child may only make system calls:
+/// no allocation, no lock, no unwinding. Hence every string and array is built here first.
+pub struct AppExec {
+    /// Where to try exec, in order (the `PATH` search done in the parent).
+    paths: Vec<std::ffi::CString>,
+    _argv: Vec<std::ffi::CString>,
+    argv_ptrs: Vec<*const libc::c_char>,
+    _env: Vec<std::ffi::CString>,
+    env_ptrs: Vec<*const libc::c_char>,
+    /// `LISTEN_PID=` and room for the pid, which only the child knows: filled in there.
+    listen_pid: Option<Box<[u8; 32]>>,
+    mask: KernelSigset,
+    sigpipe_ignored: bool,
+    take_terminal: bool,
+    /// Sockets to place at fd 3, 4, …: first moved above `above`, into `high`.
+    listen_fds: Vec<i32>,
+    high: Vec<i32>,
+    above: i32,
+    stack: Vec<u8>,
+    /// Set by the child when it could not exec (then it exits 127).
+    errno: i32,
+}
+
+/// What the app's environment gets besides reinit's own.
+pub struct AppEnv {
+    /// `NAME=value` entries that replace reinit's `NAME` (or are added).
+    pub set: Vec<(String, String)>,
+    /// Whether `LISTEN_PID=<the app's pid>` is added.
+    pub listen_pid: bool,
+}
+
+impl AppExec {
+    /// `paths`: where to find the program; `argv`: its arguments (argv[0] included).
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        paths: Vec<std::ffi::CString>,
+        argv: Vec<std::ffi::CString>,
+        env: AppEnv,
+        mask: KernelSigset,
+        sigpipe_ignored: bool,
+        take_terminal: bool,
+        listen_fds: Vec<i32>,
+    ) -> io::Result<AppExec> {
+        use std::os::unix::ffi::OsStrExt;
+        let invalid = |_| io::Error::from(io::ErrorKind::InvalidInput);
+        let mut vars = Vec::new();
+        for (name, value) in std::env::vars_os() {
+            let replaced = env.set.iter().any(|(n, _)| n.as_bytes() == name.as_bytes())
+                || (env.listen_pid && name.as_bytes() == b"LISTEN_PID");
+            if !replaced {
+                let mut entry = name.as_bytes().to_vec();
+                entry.push(b'=');
+                entry.extend_from_slice(value.as_bytes());
+                vars.push(std::ffi::CString::new(entry).map_err(invalid)?);
+            }
+        }
+        for (name, value) in &env.set {
+            vars.push(std::ffi::CString::new(format!("{name}={value}")).map_err(invalid)?);
+        }
+        let mut listen_pid = env.listen_pid.then(|| Box::new([0u8; 32]));
+        let mut env_ptrs: Vec<*const libc::c_char> = vars.iter().map(|v| v.as_ptr()).collect();
+        if let Some(buf) = listen_pid.as_mut() {
+            buf[..11].copy_from_slice(b"LISTEN_PID=");
+            env_ptrs.push(buf.as_ptr().cast());
+        }
+        env_ptrs.push(std::ptr::null());
+        let mut argv_ptrs: Vec<*const libc::c_char> = argv.iter().map(|a| a.as_ptr()).collect();
+        argv_ptrs.push(std::ptr::null());
+        let n = listen_fds.len() as i32;
+        let above = listen_fds.iter().copied().max().unwrap_or(0).max(2 + n) + 1;
+        Ok(AppExec {
+            paths,
+            _argv: argv,
+            argv_ptrs,
+            _env: vars,
+            env_ptrs,
+            listen_pid,
+            mask,
+            sigpipe_ignored,
+            take_terminal,
+            high: vec![-1; listen_fds.len()],
+            listen_fds,
+            above,
+            stack: vec![0u8; 64 * 1024],
+            errno: 0,
+        })
+    }
+}
+
+/// Start the app as `exec` says; its pid. An exec that failed is reported here with its errno
+/// (the child exited 127; the loop reaps it like any child).
+pub fn spawn_app(exec: &mut AppExec) -> io::Result<i32> {
+    exec.errno = 0;
+    let len = exec.stack.len();
+    // SAFETY: the stack top is 16-byte aligned and inside the allocation; the stack and `exec`
+    // outlive the child's use of them: CLONE_VFORK suspends us until it has exec'd or exited,
+    // and neither is touched by us meanwhile.
+    let pid = unsafe {
+        let top = exec.stack.as_mut_ptr().add(len);
+        let top = top.sub(top as usize % 16);
+        let flags = libc::CLONE_VM | libc::CLONE_VFORK | libc::SIGCHLD;
+        libc::clone(app_child, top.cast(), flags, (exec as *mut AppExec).cast())
+    };
+    if pid < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: the child wrote it (or not) before it exec'd or exited; it runs no more in our
+    // memory. Volatile: the compiler cannot see that write.
+    let errno = unsafe { std::ptr::read_volatile(&exec.errno) };
+    if errno != 0 {
+        return Err(io::Error::from_raw_os_error(errno));
+    }
+    Ok(pid)
+}
+
+/// The app's child: system calls only (see `AppExec`), then exec or exit 127.
+extern "C" fn app_child(arg: *mut libc::c_void) -> libc::c_int {
+    // SAFETY: `arg` is the `AppExec` the parent passed, alive and untouched by anyone else
+    // until we exec or exit (CLONE_VFORK). Every call below is a plain system call on values
+    // prepared by the parent; nothing allocates, locks or can unwind.
+    unsafe {
+        let exec = &mut *arg.cast::<AppExec>();
+        let errno = || *libc::__errno_location();
+        let all: KernelSigset = KernelSigset::MAX;
+        let fail = |exec: &mut AppExec, e: i32| -> ! {
+            exec.errno = if e == 0 { libc::EINVAL } else { e };
+            libc::_exit(127)
+        };
+        // Still every signal blocked: a background group calling tcsetpgrp would get SIGTTOU.
+        libc::syscall(
+            libc::SYS_rt_sigprocmask,
+            libc::SIG_SETMASK,
+            &all,
+            std::ptr::null_mut::<KernelSigset>(),
+            8usize,
+        );
+        if libc::setpgid(0, 0) != 0 {
+            fail(exec, errno());
+        }
+        if exec.take_terminal {
+            let pid = libc::getpid();
+            libc::ioctl(0, libc::TIOCSPGRP, &pid); // best effort: the terminal may be gone
+        }
+        let mut act: libc::sigaction = std::mem::zeroed();
+        act.sa_sigaction = if exec.sigpipe_ignored { libc::SIG_IGN } else { libc::SIG_DFL };
+        libc::sigaction(libc::SIGPIPE, &act, std::ptr::null_mut());
+        for i in 0..exec.listen_fds.len() {
+            let high = libc::fcntl(*exec.listen_fds.as_ptr().add(i), libc::F_DUPFD_CLOEXEC, exec.above);
+            if high < 0 {
+                fail(exec, errno());
+            }
+            *exec.high.as_mut_ptr().add(i) = high;
+        }
+        for i in 0..exec.high.len() {
+            if libc::dup2(*exec.high.as_ptr().add(i), 3 + i as libc::c_int) < 0 {
+                fail(exec, errno());
+            }
+        }
+        if let Some(buf) = exec.listen_pid.as_mut() {
+            write_decimal(&mut buf[11..31], libc::getpid() as u32);
+        }
+        libc::syscall(
+            libc::SYS_rt_sigprocmask,
+            libc::SIG_SETMASK,
+            &exec.mask,
+            std::ptr::null_mut::<KernelSigset>(),
+            8usize,
+        );
+        let mut denied = false;
+        let mut last = libc::ENOENT;
+        for path in exec.paths.iter() {
+            libc::execve(path.as_ptr(), exec.argv_ptrs.as_ptr(), exec.env_ptrs.as_ptr());
+            last = errno();
+            match last {
+                libc::ENOENT | libc::ENOTDIR => {}
+                libc::EACCES => denied = true,
+                _ => break,
+            }
+        }
+        fail(exec, if denied && matches!(last, libc::ENOENT | libc::ENOTDIR) { libc::EACCES } else { last })
+    }
+}
+
+/// `n` in decimal into `buf`, NUL-terminated (buf holds at least 11 bytes). No allocation.
+fn write_decimal(buf: &mut [u8], mut n: u32) {
+    let mut digits = [0u8; 10];
+    let mut len = 0;
+    loop {
+        digits[len] = b'0' + (n % 10) as u8;
+        len += 1;
+        n /= 10;
+        if n == 0 || len == digits.len() {
+            break;
+        }
+    }
+    for i in 0..len.min(buf.len().saturating_sub(1)) {
+        buf[i] = digits[len - 1 - i];
+    }
+    buf[len.min(buf.len().saturating_sub(1))] = 0;
+}
+
 /// Run `hook` in the forked child just before exec.
 ///
 /// The hook runs between fork and exec of a single-threaded parent: reinit never starts a
@@ -245,6 +426,15 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn decimal_without_allocation() {
+        let mut buf = [0xffu8; 12];
+        write_decimal(&mut buf, 4_294_967_295);
+        assert_eq!(&buf[..11], b"4294967295\0");
+        write_decimal(&mut buf, 0);
+        assert_eq!(&buf[..2], b"0\0");
+    }
 
     #[test]
     fn mask_round_trips() {
