@@ -129,7 +129,9 @@ run() { # run MODE (stop-first|start-first|own): prints one table row
   sed "s/^/    $mode: /" "$dir/load.err" >&2
 }
 
-echo "$RESTARTS restarts (config_server --start-delay ${START_DELAY} ms), $THREADS clients, $(nproc) CPUs, loopback:"
+echo "$RESTARTS restarts (config_server --start-delay ${START_DELAY} ms), $THREADS clients, $(nproc) CPUs, loopback."
+echo "p99 and longest request: of the served requests, from the connect to the end of the answer"
+echo "(a refused connect fails at once: it counts as failed, not as a long request):"
 echo
 echo '| mode | requests served | failed | refused | reset | timeout | short/other | restarts | run time | p99 | longest request |'
 echo '|---|---|---|---|---|---|---|---|---|---|---|'
