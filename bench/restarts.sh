@@ -1,21 +1,28 @@
 #!/usr/bin/env bash
-# Failed requests while reinit restarts an app under load, with and without --listen.
+# Failed requests and the longest request while reinit restarts an app under load: with
+# --listen stop-first (the default), with --listen start-first, and without --listen.
 #
 #   bench/restarts.sh
 #
 #   -h, --help   print this help
 #
-# Builds what it needs (release), runs both modes, prints a markdown table. For each mode: the
-# example server (examples/config_server.rs, --start-delay 300 ms: slow to start, like a real
-# app) runs under `reinit --watch VOLUME`; tests/fixtures/load.rs keeps 8 clients busy
-# (connect, GET /, read the whole answer, 5 s limit per step) while RESTARTS (10) kubelet-style
-# updates of the volume each trigger one restart — the next update only once the restart is
-# visible (answers carry the new app's pid). Loopback only; installs nothing.
+# Builds what it needs (release), runs the three modes, prints a markdown table. For each mode:
+# the example server (examples/config_server.rs, --start-delay 500 ms: slow to start, like a real
+# app) runs under `reinit --watch VOLUME`; tests/fixtures/load.rs keeps 8 clients busy (connect,
+# GET /, read the whole answer, 5 s limit per step) while RESTARTS (10) kubelet-style updates of
+# the volume each trigger one restart — the next update only once the restart is visible
+# (answers carry the new app's pid) and reinit has logged it done.
+# Loopback only; installs nothing.
 #
-#   with --listen:    reinit --listen tcp:127.0.0.1:PORT --watch V -- config_server --config V/app.conf
-#   without:          reinit --watch V -- config_server --config V/app.conf --port PORT
+#   stop-first:   reinit --listen tcp:127.0.0.1:PORT --watch V -- config_server --config V/app.conf
+#   start-first:  reinit --listen tcp:127.0.0.1:PORT --update-order start-first --ready notify
+#                   --watch V -- config_server --config V/app.conf
+#   without:      reinit --watch V -- config_server --config V/app.conf --port PORT
 #
-# Environment: RESTARTS (10), THREADS (8), START_DELAY (ms, 300), INTERVAL (ms between a client's
+# p99 and the longest request are over the served requests (connect to the end of the answer);
+# a refused connect fails at once and counts as failed, not as a long request.
+#
+# Environment: RESTARTS (10), THREADS (8), START_DELAY (ms, 500), INTERVAL (ms between a client's
 # requests, 0 = closed loop).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -30,7 +37,7 @@ done
 
 RESTARTS=${RESTARTS:-10}
 THREADS=${THREADS:-8}
-START_DELAY=${START_DELAY:-300}
+START_DELAY=${START_DELAY:-500}
 INTERVAL=${INTERVAL:-0}
 
 cargo build --release --quiet -p reinit -p reinit-test-fixtures --bin reinit --example config_server --bin load
@@ -66,18 +73,25 @@ wait_until() { # wait_until SECONDS WHAT COMMAND...: poll COMMAND every 20 ms
 
 pids_seen() { if [ -f "$1" ]; then grep -c '^pid ' "$1"; else echo 0; fi; }
 at_least() { [ "$(pids_seen "$1")" -ge "$2" ]; }
+restarts_logged() { grep -c 'restarted the app in' "$1" || true; }
+restarted() { # restarted LOAD_OUT REINIT_ERR N: the Nth restart answers and reinit logged it done
+  at_least "$1" $(($3 + 1)) && [ "$(restarts_logged "$2")" -ge "$3" ]
+}
 
-run() { # run MODE (listen|own): prints one table row
+run() { # run MODE (stop-first|start-first|own): prints one table row
   local mode=$1 dir=$work/$1 port start end i
   mkdir -p "$dir"
   publish "$dir/volume" v0
   port=$("$R/load" --free-port)
   local app=("$R/examples/config_server" --config "$dir/volume/app.conf" --start-delay "$START_DELAY")
-  if [ "$mode" = listen ]; then
-    "$R/reinit" --listen "tcp:127.0.0.1:$port" --watch "$dir/volume" -- "${app[@]}" 2>"$dir/reinit.err" &
-  else
-    "$R/reinit" --watch "$dir/volume" -- "${app[@]}" --port "$port" 2>"$dir/reinit.err" &
-  fi
+  case $mode in
+    stop-first) "$R/reinit" --listen "tcp:127.0.0.1:$port" --watch "$dir/volume" -- "${app[@]}" 2>"$dir/reinit.err" & ;;
+    start-first)
+      "$R/reinit" --listen "tcp:127.0.0.1:$port" --update-order start-first --ready notify \
+        --watch "$dir/volume" -- "${app[@]}" 2>"$dir/reinit.err" &
+      ;;
+    own) "$R/reinit" --watch "$dir/volume" -- "${app[@]}" --port "$port" 2>"$dir/reinit.err" & ;;
+  esac
   reinit_pid=$!
   wait_until 20 "the first start to serve" grep -q ' serving ' "$dir/reinit.err"
   start=$(date +%s.%N)
@@ -87,7 +101,7 @@ run() { # run MODE (listen|own): prints one table row
   wait_until 20 "the first answer" at_least "$dir/load.out" 1
   for ((i = 1; i <= RESTARTS; i++)); do
     publish "$dir/volume" "v$i"
-    wait_until 30 "restart $i to be visible" at_least "$dir/load.out" $((i + 1))
+    wait_until 30 "restart $i to be visible and done" restarted "$dir/load.out" "$dir/reinit.err" "$i"
   done
   touch "$dir/stop"
   wait "$load_pid"
@@ -97,23 +111,30 @@ run() { # run MODE (listen|own): prints one table row
   reinit_pid=
   local counts restarts
   counts=$(tail -n 1 "$dir/load.out")
-  restarts=$(grep -c 'restarted the app' "$dir/reinit.err" || true)
+  restarts=$(restarts_logged "$dir/reinit.err")
   get() { awk -v k="$1" '{ for (i = 1; i <= NF; i++) { split($i, kv, "="); if (kv[1] == k) print kv[2] } }' <<<"$counts"; }
   local served refused reset timeout short other failed
   served=$(get served) refused=$(get refused) reset=$(get reset) timeout=$(get timeout)
   short=$(get short) other=$(get other)
   failed=$((refused + reset + timeout + short + other))
-  local label='`--listen` (reinit holds the socket)'
-  [ "$mode" = listen ] || label='without (the app binds the port)'
-  printf '| %s | %s | **%s** | %s | %s | %s | %s | %s | %.1f s | %s ms |\n' "$label" "$served" "$failed" \
+  local label
+  case $mode in
+    stop-first) label='`--listen`, stop-first (the default)' ;;
+    start-first) label='`--listen`, start-first, `--ready notify`' ;;
+    own) label='without `--listen` (the app binds the port)' ;;
+  esac
+  printf '| %s | %s | **%s** | %s | %s | %s | %s | %s | %.1f s | %s ms | **%s ms** |\n' "$label" "$served" "$failed" \
     "$refused" "$reset" "$timeout" "$((short + other))" "$restarts" "$(awk -v a="$start" -v b="$end" 'BEGIN { print b - a }')" \
-    "$(get max_ms)"
+    "$(get p99_ms)" "$(get max_ms)"
   sed "s/^/    $mode: /" "$dir/load.err" >&2
 }
 
-echo "$RESTARTS restarts (config_server --start-delay ${START_DELAY} ms), $THREADS clients, $(nproc) CPUs, loopback:"
+echo "$RESTARTS restarts (config_server --start-delay ${START_DELAY} ms), $THREADS clients, $(nproc) CPUs, loopback."
+echo "p99 and longest request: of the served requests, from the connect to the end of the answer"
+echo "(a refused connect fails at once: it counts as failed, not as a long request):"
 echo
-echo '| mode | requests served | failed | refused | reset | timeout | short/other | restarts | run time | slowest answer |'
-echo '|---|---|---|---|---|---|---|---|---|---|'
-run listen
+echo '| mode | requests served | failed | refused | reset | timeout | short/other | restarts | run time | p99 | longest request |'
+echo '|---|---|---|---|---|---|---|---|---|---|---|'
+run stop-first
+run start-first
 run own

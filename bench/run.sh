@@ -13,7 +13,8 @@
 #    figures go without it, with a note);
 # 2. builds the static reinit (scripts/build-static.sh, which prints its size) and the driver
 #    bench/src/main.rs with the fixture app tests/fixtures/fake_app.rs;
-# 3. runs bench/restarts.sh (failed requests during restarts under load);
+# 3. runs bench/restarts.sh (failed requests and the longest request during restarts under load:
+#    --listen stop-first and start-first, and without --listen);
 # 4. runs the driver: every measurement side by side, interleaved (see the header of
 #    bench/src/main.rs for each method), and writes bench/results.md (also printed) and
 #    bench/chart.svg.
@@ -107,8 +108,9 @@ if [ -f bench/restarts.sh ]; then
     printf '\n## Restarts under load\n\n**bench/restarts.sh failed (status %s)**; its output:\n\n```\n%s\n```\n' "$?" "$out" >"$restarts_md"
   fi
 else
-  # HOOK: bench/restarts.sh (failed requests during 10 config restarts, with and without
-  # --listen) is not in this checkout; once it is, the branch above runs it.
+  # HOOK: bench/restarts.sh (failed requests during 10 config restarts, with --listen
+  # stop-first and start-first, and without) is not in this checkout; once it is, the branch
+  # above runs it.
   note "HOOK: bench/restarts.sh is missing: restarts under load are not measured"
   printf '\n## Restarts under load\n\n**Not measured**: `bench/restarts.sh` is missing (hook in bench/run.sh).\n' >"$restarts_md"
 fi

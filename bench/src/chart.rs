@@ -63,6 +63,8 @@ fn init_groups(r: &Report) -> Vec<Group> {
         ("signal p50 (one CPU)".into(), pick(|i| i.sig_p50_us)),
         ("signal p99 (one CPU)".into(), pick(|i| i.sig_p99_us)),
         ("signal p50 (cross-CPU)".into(), pick(|i| i.sig_cross_p50_us)),
+        ("fresh SIGTERM → app p50".into(), pick(|i| i.term_app_p50_us)),
+        ("fresh SIGTERM → init exits p50".into(), pick(|i| i.term_exit_p50_us)),
         ("storm: init CPU".into(), pick(|i| i.storm_cpu_ms)),
         ("storm: peak zombies".into(), pick(|i| i.storm_peak_zombies)),
     ]

@@ -17,7 +17,7 @@
 //! `--svg` (default `bench/chart.svg`); `--append FILE` adds a markdown file (the restarts table
 //! of `bench/restarts.sh`) to the report. `--quick` runs every section with small counts (for
 //! development: the figures are not meaningful); `--only` runs some sections: `size`, `startup`,
-//! `signal`, `storm`, `idle`, `watch`. `BENCH_DEBUG=1` lets the tools' stderr through.
+//! `signal`, `term`, `storm`, `idle`, `watch`. `BENCH_DEBUG=1` lets the tools' stderr through.
 //!
 //! How each init is run — the options their docs recommend, the same workload for all:
 //! `reinit -- CMD`, `tini -- CMD` (`tini -s -- CMD` when not PID 1: its docs ask for the
@@ -38,6 +38,14 @@
 //!   init and app on one CPU, then the inits and apps on one CPU and the driver on another
 //!   (each signal crosses CPUs there and back). Left free, one run differs from the next by
 //!   where each process happens to land.
+//! - `term`: SIGTERM to a fresh instance. Each init as PID 1 wraps a fake_app; once the app
+//!   says `ready`, `kill(init, SIGTERM)` — the first signal that init gets — and two times from
+//!   just before the `kill`: until the driver reads the app's `signal 15` line ("the app gets
+//!   it"), and until the init's pidfd turns readable ("the init exits": the app exits 0 on
+//!   SIGTERM, the init reaps it and exits). A new instance per sample: 5 warm-up rounds, then
+//!   200 instances per init, round robin, one per init per round; the driver, the inits and the
+//!   apps on one CPU (as in the signal section's first pass); p50/p99. An instance with no
+//!   `signal 15` or no exit within 3 s is counted as lost.
 //! - `storm`: as PID 1, the wrapped app is `bench storm 20000`: it forks 20 000 children, each
 //!   forks a grandchild and exits at once, so 20 000 orphans are reparented to the init and
 //!   must be reaped by it. The app counts zombies (state `Z` in its namespace's `/proc`) every
@@ -56,14 +64,18 @@
 //!   ..data/app.conf`, plus an unchanged `other.conf` key) and a plain rename save (write a temp
 //!   file, rename it over the regular file `DIR/app.conf`). 60 updates per instance, instances
 //!   round robin. Latency: from just before the `rename` that makes the content live to
-//!   reading the new app's `ready` line. Missed: no `ready` within 3 s. Double: another `ready`
-//!   before the instance went 500 ms quiet. Stale: the new app read the old content. Watchers:
+//!   reading the new app's `ready` line (for the kubelet update that moment is recorded by the
+//!   simulator itself, just before its `rename(..data_tmp, ..data)`). Missed: no `ready` within
+//!   3 s. Double: another `ready` before the instance went 500 ms quiet. Early: the new app read
+//!   the old content (it was started before the update went live). Bars: a `..data` swap is
+//!   acted on at the kubelet's commit, so p99 ≤ 10 ms; a rename save waits for the debounce, so
+//!   ≤ debounce + 10 ms. Watchers:
 //!   `reinit --watch DIR -- APP`, `watchexec --restart --watch DIR -- APP`,
 //!   `entr -rn APP` fed `DIR/app.conf` on stdin (its man page's way to reload a server).
 //!
 //! Files: `main.rs` (options, the run, the results), `tools.rs` (which tools, how each is run),
 //! `procs.rs` (the measured processes and their `/proc`), `stats.rs`, one file per section
-//! (`size.rs`, `startup.rs`, `signal.rs`, `storm.rs`, `idle.rs`, `watch.rs`), `report.rs` (the
+//! (`size.rs`, `startup.rs`, `signal.rs`, `term.rs`, `storm.rs`, `idle.rs`, `watch.rs`), `report.rs` (the
 //! markdown) and `chart.rs` (the SVG).
 #![allow(unsafe_code)]
 
@@ -83,6 +95,7 @@ mod size;
 mod startup;
 mod stats;
 mod storm;
+mod term;
 mod tools;
 mod watch;
 
@@ -108,6 +121,7 @@ use size::*;
 use startup::*;
 use stats::*;
 use storm::*;
+use term::*;
 use tools::*;
 use watch::*;
 
@@ -141,6 +155,8 @@ struct Counts {
     startup_block: usize,
     signal_warmup: usize,
     signal_samples: usize,
+    term_warmup: usize,
+    term_instances: usize,
     storm_orphans: u32,
     storm_rounds: usize,
     idle_secs: u64,
@@ -155,6 +171,8 @@ impl Counts {
             startup_block: 10,
             signal_warmup: 20,
             signal_samples: 300,
+            term_warmup: 5,
+            term_instances: 200,
             storm_orphans: 20_000,
             storm_rounds: 3,
             idle_secs: 5,
@@ -169,6 +187,8 @@ impl Counts {
             startup_block: 10,
             signal_warmup: 5,
             signal_samples: 30,
+            term_warmup: 1,
+            term_instances: 10,
             storm_orphans: 2_000,
             storm_rounds: 1,
             idle_secs: 1,
@@ -178,9 +198,14 @@ impl Counts {
     }
 }
 
-/// reinit's debounce (its default) and the slack allowed on top of it.
+/// reinit's debounce (its default) and the slack allowed on top of it, the bar of a change that
+/// waits for the debounce (a rename save).
 const DEBOUNCE_MS: f64 = 100.0;
 const WATCH_SLACK_MS: f64 = 10.0;
+/// The bar of a kubelet `..data` swap, which reinit acts on at once (no debounce).
+const KUBE_SWAP_MS: f64 = 10.0;
+/// The bar of the longest request while reinit restarts the app start-first under load.
+const START_FIRST_LONGEST_MS: f64 = 100.0;
 /// A watcher that shows no new app start within this is counted as having missed the update.
 const MISS_AFTER: Duration = Duration::from_secs(3);
 /// An instance must stay this long without a `ready` line before the next update; a `ready`
@@ -239,9 +264,6 @@ fn parse_opts(args: &[String]) -> Res<Opts> {
 }
 
 // ---------------------------------------------------------------------------------------------
-// ---------------------------------------------------------------------------------------------
-// ---------------------------------------------------------------------------------------------
-// ---------------------------------------------------------------------------------------------
 // Results
 
 #[derive(Default, Clone)]
@@ -259,6 +281,11 @@ struct InitResult {
     sig_cross_p50_us: Option<f64>,
     sig_cross_p99_us: Option<f64>,
     sig_lost: usize,
+    term_app_p50_us: Option<f64>,
+    term_app_p99_us: Option<f64>,
+    term_exit_p50_us: Option<f64>,
+    term_exit_p99_us: Option<f64>,
+    term_lost: usize,
     storm_wall_ms: Option<f64>,
     storm_cpu_ms: Option<f64>,
     storm_sched_ms: Option<f64>,
@@ -299,16 +326,40 @@ struct Report {
     /// (variant, median wall time µs) of the start-up runs, bare `true` included.
     startup_abs: Vec<(String, f64)>,
     notes: Vec<String>,
-    /// Failed requests during restarts with `--listen`, from bench/restarts.sh's table.
-    listen_failed: Option<f64>,
+    /// Rows of bench/restarts.sh's table.
+    restarts: Restarts,
 }
 
-/// The `failed` cell of the `--listen` row of bench/restarts.sh's table (`| mode | served |
-/// failed | ...`), if there is one.
-fn listen_failed(md: &str) -> Option<f64> {
-    let line = md.lines().find(|l| l.starts_with("| `--listen`"))?;
-    let cells: Vec<&str> = line.split('|').map(str::trim).collect();
-    cells.get(3)?.trim_matches('*').parse().ok()
+/// What reinit's bars need from bench/restarts.sh's table.
+#[derive(Default)]
+struct Restarts {
+    stop_first: Option<RestartsRow>,
+    start_first: Option<RestartsRow>,
+}
+
+#[derive(Clone, Copy)]
+struct RestartsRow {
+    failed: f64,
+    longest_ms: f64,
+}
+
+impl Restarts {
+    fn parse(md: &str) -> Restarts {
+        Restarts {
+            stop_first: restarts_row(md, "| `--listen`, stop-first"),
+            start_first: restarts_row(md, "| `--listen`, start-first"),
+        }
+    }
+}
+
+/// The row of bench/restarts.sh's table (`| mode | served | failed | refused | reset | timeout
+/// | short/other | restarts | run time | p99 | longest request |`) that starts with `prefix`.
+fn restarts_row(md: &str, prefix: &str) -> Option<RestartsRow> {
+    let line = md.lines().find(|l| l.starts_with(prefix))?;
+    let cells: Vec<&str> = line.split('|').map(|c| c.trim().trim_matches('*')).collect();
+    let failed = cells.get(3)?.parse().ok()?;
+    let longest_ms = cells.get(11)?.strip_suffix(" ms")?.parse().ok()?;
+    Some(RestartsRow { failed, longest_ms })
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -330,7 +381,7 @@ fn run_main(args: &[String]) -> Res<()> {
         watch: watchers.iter().map(|w| WatchResult { name: w.name.into(), ..Default::default() }).collect(),
         startup_abs: Vec::new(),
         notes,
-        listen_failed: None,
+        restarts: Restarts::default(),
     };
 
     let result = measure(&o, &inits, &watchers, &counts, &scratch, &mut report);
@@ -340,7 +391,7 @@ fn run_main(args: &[String]) -> Res<()> {
     let load_after = fs::read_to_string("/proc/loadavg").unwrap_or_default();
     let header = header(&o, &inits, &watchers, &load_before, &load_after, started.elapsed());
     let appended = appended(&o.append);
-    report.listen_failed = listen_failed(&appended);
+    report.restarts = Restarts::parse(&appended);
     let mut md = render(&header, &report, o.quick);
     md.push_str(&appended);
     print!("{md}");
@@ -377,6 +428,9 @@ fn measure(
     }
     if wants("signal") {
         signal_latency(inits, o, counts, report)?;
+    }
+    if wants("term") {
+        term(inits, o, counts, report)?;
     }
     if wants("storm") {
         storm(inits, counts, report)?;
