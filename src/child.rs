@@ -75,8 +75,10 @@ pub fn owns_terminal() -> bool {
         && nix::unistd::tcgetpgrp(stdin.as_fd()).ok() == Some(nix::unistd::getpgrp())
 }
 
-/// Start the app; returns its pid (also its process group id).
-pub fn spawn(spec: &Spawn<'_>) -> Result<i32, SpawnError> {
+/// Start the app; returns its pid (also its process group id). `keep` receives what was built
+/// for the start: freeing it right away would cost system calls (musl returns freed pages at
+/// once) while the new app starts and may already be signalled; the caller drops it later.
+pub fn spawn(spec: &Spawn<'_>, keep: &mut Option<sys::AppExec>) -> Result<i32, SpawnError> {
     let Some(program) = spec.argv.first() else {
         return Err(SpawnError::NotFound { cmd: String::new(), detail: "empty command".into() });
     };
@@ -98,15 +100,11 @@ pub fn spawn(spec: &Spawn<'_>) -> Result<i32, SpawnError> {
     let mut exec =
         sys::AppExec::new(paths, argv, env, spec.mask, spec.sigpipe_ignored, spec.take_terminal, listen_fds)
             .map_err(|e| cannot(e.to_string()))?;
-    match sys::spawn_app(&mut exec) {
-        Ok(pid) => {
-            // The child did setpgid itself; repeat it here so the group exists before we signal
-            // it (EACCES once it has exec'd, which is fine).
-            let _ = nix::unistd::setpgid(nix::unistd::Pid::from_raw(pid), nix::unistd::Pid::from_raw(pid));
-            Ok(pid)
-        }
-        Err(e) => Err(explain(program, &e)),
-    }
+    // The child is in its own process group once this returns: it did setpgid before exec,
+    // and CLONE_VFORK holds us until then.
+    let started = sys::spawn_app(&mut exec);
+    *keep = Some(exec);
+    started.map_err(|e| explain(program, &e))
 }
 
 /// Where exec looks for `program`, in order, as execvp would: the path itself when it has a

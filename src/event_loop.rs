@@ -101,6 +101,9 @@ struct Loop {
     restart_since: Option<Instant>,
     /// A restart whose log line waits for the new app's readiness: since when, what changed.
     restart_note: Option<(Instant, String)>,
+    /// What the last app start was built from, freed at the next start rather than while the
+    /// new app starts (see `child::spawn`).
+    last_start: Option<crate::sys::AppExec>,
     /// `--ready`: how the readiness of a started app is observed.
     ready: Option<Readiness>,
     /// What poll said about `ready`'s fds, in order.
@@ -155,6 +158,7 @@ pub fn run(config: Config) -> Result<u8, StartError> {
         exit: None,
         restart_since: None,
         restart_note: None,
+        last_start: None,
         ready,
         ready_revents: Vec::new(),
         exit_since: None,
@@ -761,7 +765,8 @@ impl Loop {
             notify_socket: self.ready.as_ref().and_then(Readiness::notify_socket),
         };
         let now = Instant::now();
-        let result = child::spawn(&spec);
+        self.last_start = None;
+        let result = child::spawn(&spec, &mut self.last_start);
         let started = match cause {
             Cause::First => metrics::Cause::First,
             Cause::Change => metrics::Cause::Change,
