@@ -324,6 +324,10 @@ impl Loop {
                 error!("{e}");
             }
             let now = Instant::now();
+            // Children end only with a SIGCHLD, which the signalfd never loses (it is blocked
+            // from the start): without one there is nothing to reap, and no wait4 delays the
+            // app that was just signalled (with one CPU it runs once reinit sleeps again).
+            let child_ended = received.iter().any(|r| r.signo == Signal::CHLD);
             for r in received.drain(..) {
                 match r.signo {
                     Signal::TERM | Signal::INT => debug!("received SIG{}", r.signo),
@@ -334,7 +338,9 @@ impl Loop {
                 self.execute(actions);
             }
             self.received = received;
-            self.reap(now);
+            if child_ended {
+                self.reap(now);
+            }
             let actions = self.supervisor.tick(now);
             self.execute(actions);
             if self.final_stop_under_way() {
