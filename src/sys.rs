@@ -227,6 +227,10 @@ pub struct AppExec {
     stack: Vec<u8>,
     /// Set by the child when it could not exec (then it exits 127).
     errno: i32,
+    /// The write end of a close-on-exec pipe the child also reports that errno on (-1: none):
+    /// where `CLONE_VM` is not honoured (qemu-user runs the child as a plain fork), the shared
+    /// `errno` never reaches the parent, and EOF on the pipe is what says the exec happened.
+    report_fd: i32,
 }
 
 /// What the app's environment gets besides reinit's own.
@@ -291,6 +295,7 @@ impl AppExec {
             above,
             stack: vec![0u8; 64 * 1024],
             errno: 0,
+            report_fd: -1,
         })
     }
 }
@@ -299,6 +304,11 @@ impl AppExec {
 /// (the child exited 127; the loop reaps it like any child).
 pub fn spawn_app(exec: &mut AppExec) -> io::Result<i32> {
     exec.errno = 0;
+    let mut pipe = [-1 as libc::c_int; 2];
+    // SAFETY: `pipe` is a valid out array of two ints. Without one (out of fds) the shared
+    // `errno` alone reports a failed exec.
+    let piped = unsafe { libc::pipe2(pipe.as_mut_ptr(), libc::O_CLOEXEC) } == 0;
+    exec.report_fd = if piped { pipe[1] } else { -1 };
     let len = exec.stack.len();
     // SAFETY: the stack top is 16-byte aligned and inside the allocation; the stack and `exec`
     // outlive the child's use of them: CLONE_VFORK suspends us until it has exec'd or exited,
@@ -309,16 +319,40 @@ pub fn spawn_app(exec: &mut AppExec) -> io::Result<i32> {
         let flags = libc::CLONE_VM | libc::CLONE_VFORK | libc::SIGCHLD;
         libc::clone(app_child, top.cast(), flags, (exec as *mut AppExec).cast())
     };
+    let clone_error = io::Error::last_os_error();
+    let reported = if piped { read_report(pipe) } else { 0 };
     if pid < 0 {
-        return Err(io::Error::last_os_error());
+        return Err(clone_error);
     }
     // SAFETY: the child wrote it (or not) before it exec'd or exited; it runs no more in our
     // memory. Volatile: the compiler cannot see that write.
-    let errno = unsafe { std::ptr::read_volatile(&exec.errno) };
+    let shared = unsafe { std::ptr::read_volatile(&exec.errno) };
+    let errno = if shared != 0 { shared } else { reported };
     if errno != 0 {
         return Err(io::Error::from_raw_os_error(errno));
     }
     Ok(pid)
+}
+
+/// Close our write end of the report pipe and read the child's errno from it: 0 at EOF (it
+/// exec'd). Under `CLONE_VFORK` the child is already past exec, so this does not wait.
+fn read_report(pipe: [libc::c_int; 2]) -> i32 {
+    let mut errno = [0u8; 4];
+    let mut got = 0;
+    // SAFETY: both fds are the pipe we created and own; the buffer is ours and in bounds.
+    unsafe {
+        libc::close(pipe[1]);
+        while got < errno.len() {
+            let n = libc::read(pipe[0], errno.as_mut_ptr().add(got).cast(), errno.len() - got);
+            if n > 0 {
+                got += n as usize;
+            } else if n == 0 || io::Error::last_os_error().kind() != io::ErrorKind::Interrupted {
+                break;
+            }
+        }
+        libc::close(pipe[0]);
+    }
+    if got == errno.len() { i32::from_ne_bytes(errno) } else { 0 }
 }
 
 /// The app's child: system calls only (see `AppExec`), then exec or exit 127.
@@ -331,7 +365,12 @@ extern "C" fn app_child(arg: *mut libc::c_void) -> libc::c_int {
         let errno = || *libc::__errno_location();
         let all: KernelSigset = KernelSigset::MAX;
         let fail = |exec: &mut AppExec, e: i32| -> ! {
-            exec.errno = if e == 0 { libc::EINVAL } else { e };
+            let e = if e == 0 { libc::EINVAL } else { e };
+            exec.errno = e;
+            if exec.report_fd >= 0 {
+                let bytes = e.to_ne_bytes();
+                libc::write(exec.report_fd, bytes.as_ptr().cast(), bytes.len());
+            }
             libc::_exit(127)
         };
         // Still every signal blocked: a background group calling tcsetpgrp would get SIGTTOU.
