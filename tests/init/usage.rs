@@ -3,11 +3,9 @@
 
 use crate::util::{DEADLINE, Proc, TempDir, reinit_cmd};
 
-/// Runs `reinit ARGS -- sh -c 'touch MARKER'` with `env` added and asserts a usage error:
-/// status 2, the app never started (no marker), nothing on stdout, and stderr exactly one line
-/// starting `reinit: error:` that names both `name` (the flag or variable) and `value` (the
-/// rejected value or list element). Returns that line.
-fn assert_usage_error(args: &[&str], env: &[(&str, &str)], name: &str, value: &str) -> String {
+/// `reinit ARGS -- sh -c 'touch MARKER'` with `env` added, run to its end; the marker says
+/// whether the app started. Returns the process and the marker's path (and its directory).
+fn run_touching(args: &[&str], env: &[(&str, &str)]) -> (Proc, std::path::PathBuf, TempDir) {
     let dir = TempDir::new("usage");
     let marker = dir.path().join("app-started");
     let mut all: Vec<String> = args.iter().map(|s| s.to_string()).collect();
@@ -18,6 +16,16 @@ fn assert_usage_error(args: &[&str], env: &[(&str, &str)], name: &str, value: &s
         cmd.env(k, v);
     }
     let mut p = Proc::spawn(cmd);
+    p.wait_exit(DEADLINE);
+    (p, marker, dir)
+}
+
+/// Asserts a usage error for `reinit ARGS` with `env`: status 2, the app never started,
+/// nothing on stdout, and stderr exactly one line starting `reinit: error:` that names both
+/// `name` (the flag or variable) and `value` (the rejected value or list element). Returns
+/// that line.
+fn assert_usage_error(args: &[&str], env: &[(&str, &str)], name: &str, value: &str) -> String {
+    let (mut p, marker, _dir) = run_touching(args, env);
     let code = p.wait_code(DEADLINE);
     let dump = p.dump();
     assert_eq!(code, 2, "usage error expected for {args:?} {env:?}\n{dump}");
@@ -36,19 +44,9 @@ fn assert_usage_error(args: &[&str], env: &[(&str, &str)], name: &str, value: &s
     lines[0].to_string()
 }
 
-/// Runs `reinit ARGS -- sh -c 'touch MARKER'` with `env` added and asserts the app ran and
-/// reinit exited with its status, 0.
+/// Asserts the app ran under `reinit ARGS` with `env` and reinit exited with its status, 0.
 fn assert_app_runs(args: &[&str], env: &[(&str, &str)]) {
-    let dir = TempDir::new("runs");
-    let marker = dir.path().join("app-started");
-    let mut all: Vec<String> = args.iter().map(|s| s.to_string()).collect();
-    all.extend(["--", "sh", "-c", "touch \"$0\""].map(String::from));
-    all.push(marker.to_string_lossy().into_owned());
-    let mut cmd = reinit_cmd(&all);
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    let mut p = Proc::spawn(cmd);
+    let (mut p, marker, _dir) = run_touching(args, env);
     assert_eq!(p.wait_code(DEADLINE), 0, "{args:?} {env:?}\n{}", p.dump());
     assert!(marker.exists(), "the app must have run with {args:?} {env:?}\n{}", p.dump());
 }
