@@ -46,7 +46,8 @@ impl fmt::Display for SpawnError {
             SpawnError::NotFound { cmd, detail }
             | SpawnError::NotExecutable { cmd, detail }
             | SpawnError::Resources { cmd, detail } => {
-                write!(f, "cannot start {cmd}: {detail}")
+                // the name as typed: control characters escaped, so it cannot forge a log line
+                write!(f, "cannot start {}: {detail}", crate::logging::shown(Path::new(cmd)))
             }
         }
     }
@@ -79,7 +80,7 @@ pub fn owns_terminal() -> bool {
 /// for the start: freeing it right away would cost system calls (musl returns freed pages at
 /// once) while the new app starts and may already be signalled; the caller drops it later.
 pub fn spawn(spec: &Spawn<'_>, keep: &mut Option<sys::AppExec>) -> Result<i32, SpawnError> {
-    let Some(program) = spec.argv.first() else {
+    let Some(program) = spec.argv.first().filter(|p| !p.is_empty()) else {
         return Err(SpawnError::NotFound { cmd: String::new(), detail: "empty command".into() });
     };
     let cannot =
@@ -243,6 +244,9 @@ mod tests {
         let err = explain(OsStr::new("/"), &io::Error::from_raw_os_error(libc::EACCES));
         assert_eq!(err.exit_code(), 126);
         assert!(err.to_string().contains("directory"), "{err}");
+        let err =
+            explain(OsStr::new("a\nreinit: error: forged"), &io::Error::from_raw_os_error(libc::ENOENT));
+        assert!(!err.to_string().contains('\n'), "{err}");
         let err = explain(OsStr::new("true"), &io::Error::from_raw_os_error(libc::EMFILE));
         assert_eq!(err.exit_code(), 125, "reinit's own limit is not the app's fault");
         assert!(err.to_string().contains("file descriptors"), "{err}");

@@ -250,3 +250,14 @@ fn running_out_of_fds_is_reinits_error_not_the_apps() {
         }
     }
 }
+
+#[test]
+fn a_command_name_cannot_forge_a_log_line_and_an_empty_one_is_not_found() {
+    let mut p = Proc::spawn(reinit_cmd(["--", "x\nreinit: error: forged"]));
+    assert_eq!(p.wait_code(DEADLINE), 127, "{}", p.dump());
+    let err = p.stderr_so_far();
+    assert!(err.contains("x\\nreinit: error: forged") && err.lines().count() == 1, "{err}");
+    let mut p = Proc::spawn(reinit_cmd(["--", ""]));
+    assert_eq!(p.wait_code(DEADLINE), 127, "{}", p.dump());
+    assert!(p.stderr_so_far().contains("empty command"), "{}", p.dump());
+}
