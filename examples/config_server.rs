@@ -81,6 +81,9 @@ fn serve(mut stream: TcpStream, body: &str) {
     );
 }
 
+/// What the server answers: its pid and the config it loaded.
+type Body = Arc<RwLock<String>>;
+
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let config = arg_value(&args, "--config");
@@ -96,40 +99,15 @@ fn main() {
         };
         format!("pid={}\nconfig={}\n", std::process::id(), content.trim_end())
     };
-    let body = Arc::new(RwLock::new(load()));
-
-    use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
-    let (stop_rx, mut stop_tx) = match std::io::pipe() {
+    let body: Body = Arc::new(RwLock::new(load()));
+    let (stop_rx, stop_tx) = match std::io::pipe() {
         Ok(pipe) => pipe,
         Err(e) => {
             eprintln!("config_server: cannot create a pipe: {e}");
             std::process::exit(1);
         }
     };
-    match signal_hook::iterator::Signals::new([SIGTERM, SIGINT, SIGHUP]) {
-        Ok(mut signals) => {
-            let body = Arc::clone(&body);
-            std::thread::spawn(move || {
-                for sig in signals.forever() {
-                    if sig == SIGHUP {
-                        let fresh = load();
-                        eprintln!("config_server: pid {} reloaded its config", std::process::id());
-                        if let Ok(mut b) = body.write() {
-                            *b = fresh;
-                        }
-                        continue;
-                    }
-                    eprintln!(
-                        "config_server: pid {} got signal {sig}, finishing its requests",
-                        std::process::id()
-                    );
-                    let _ = stop_tx.write_all(b"x"); // wakes the accept loop
-                    return;
-                }
-            });
-        }
-        Err(e) => eprintln!("config_server: cannot handle signals: {e}"),
-    }
+    handle_signals(Arc::clone(&body), load, stop_tx);
     std::thread::sleep(Duration::from_millis(delay));
 
     let (listener, how) = match inherited_listener() {
@@ -145,14 +123,42 @@ fn main() {
     let addr = listener.local_addr().map(|a| a.to_string()).unwrap_or_default();
     eprintln!("config_server: pid {} serving {addr} on its {how}", std::process::id());
     notify_ready();
+    serve_until_stopped(&listener, &stop_rx, &body);
+    eprintln!("config_server: pid {} done", std::process::id());
+}
 
-    // Accept until told to stop; the scope then waits for every request in flight.
+/// SIGHUP reloads the config; SIGTERM or SIGINT writes to `stop` (waking the accept loop).
+fn handle_signals(body: Body, load: impl Fn() -> String + Send + 'static, mut stop: std::io::PipeWriter) {
+    use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+    let mut signals = match signal_hook::iterator::Signals::new([SIGTERM, SIGINT, SIGHUP]) {
+        Ok(signals) => signals,
+        Err(e) => return eprintln!("config_server: cannot handle signals: {e}"),
+    };
+    std::thread::spawn(move || {
+        for sig in signals.forever() {
+            if sig == SIGHUP {
+                let fresh = load();
+                eprintln!("config_server: pid {} reloaded its config", std::process::id());
+                if let Ok(mut b) = body.write() {
+                    *b = fresh;
+                }
+                continue;
+            }
+            eprintln!("config_server: pid {} got signal {sig}, finishing its requests", std::process::id());
+            let _ = stop.write_all(b"x");
+            return;
+        }
+    });
+}
+
+/// Accept until `stop` is readable; then wait for every request in flight.
+fn serve_until_stopped(listener: &TcpListener, stop: &std::io::PipeReader, body: &Body) {
+    use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+    use std::os::fd::AsFd;
     std::thread::scope(|scope| {
         loop {
-            use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
-            use std::os::fd::AsFd;
             let mut fds = [
-                PollFd::new(stop_rx.as_fd(), PollFlags::POLLIN),
+                PollFd::new(stop.as_fd(), PollFlags::POLLIN),
                 PollFd::new(listener.as_fd(), PollFlags::POLLIN),
             ];
             if poll(&mut fds, PollTimeout::NONE).is_err() {
@@ -170,5 +176,4 @@ fn main() {
             }
         }
     });
-    eprintln!("config_server: pid {} done", std::process::id());
 }
