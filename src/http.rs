@@ -218,11 +218,6 @@ impl Exchange {
         self.fd.as_ref().map(|fd| (fd.as_fd(), want))
     }
 
-    /// Until when a caller waits for an answer.
-    pub fn deadline(&self) -> Instant {
-        crate::time::after(self.started, crate::retry::ATTEMPT_TIMEOUT)
-    }
-
     /// Move on after poll reported `revents` (or a wake-up); `Some` once it is over.
     pub fn step(&mut self, revents: PollFlags) -> Option<Answer> {
         if let Some(why) = self.failed.take() {

@@ -23,6 +23,8 @@ use std::time::{Duration, Instant};
 
 /// Between two checks of `exec:` and `http://`.
 const RETRY: Duration = Duration::from_millis(100);
+/// How long one `http://` check waits for an answer: a silent endpoint is asked again.
+const CHECK_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// The `NOTIFY_SOCKET` reinit gives its apps.
 struct NotifySocket {
@@ -161,7 +163,7 @@ impl Readiness {
         match (&self.how, self.awaited, &self.check) {
             (Ready::Delay(d), Some((_, since)), _) => Some(crate::time::after(since, *d)),
             (_, Some(_), None) => self.next_check,
-            (_, Some(_), Some(Check::Http(x))) => Some(x.deadline()),
+            (_, Some(_), Some(Check::Http(x))) => Some(crate::time::after(x.started, CHECK_TIMEOUT)),
             _ => None,
         }
     }
@@ -202,8 +204,14 @@ impl Readiness {
 
     fn step_http(&mut self, now: Instant, pid: i32, revents: PollFlags) {
         if let Some(Check::Http(x)) = self.check.as_mut() {
+            let late = now >= crate::time::after(x.started, CHECK_TIMEOUT);
             match x.step(revents) {
-                None => return,
+                None if !late => return,
+                None => {
+                    self.check = None; // no answer in time: ask again
+                    self.next_check = Some(crate::time::after(now, RETRY));
+                    return;
+                }
                 Some(Answer::Status { code, .. }) if (200..300).contains(&code) => {
                     self.check = None;
                     self.ready = Some(pid);

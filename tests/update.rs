@@ -297,3 +297,31 @@ fn two_pid_1s_in_one_network_namespace_each_get_their_own_notify_socket() {
         assert_eq!(p.wait_code(DEADLINE), 0, "{}", p.dump());
     }
 }
+
+#[test]
+fn a_silent_health_endpoint_is_asked_again_and_never_spins_the_loop() {
+    // Accepts connections and never answers: each check must end (and a new one start) without
+    // reinit polling a deadline that has passed, over and over.
+    let (_tmp, file, _) = setup("ready-silent");
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let held = std::thread::spawn(move || listener.incoming().take(64).flatten().collect::<Vec<_>>());
+    let f = s(&file);
+    let url = format!("http://127.0.0.1:{port}/healthz");
+    let args = ["--ready", &url, "--ready-timeout", "12s", "-w", &f];
+    let mut p = Proc::spawn(reinit_cmd(with_app(&args, &["--config", &f])));
+    p.wait_line(is_ready, DEADLINE);
+    let cpu = |pid: i32| -> u64 {
+        let stat = fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+        let rest = &stat[stat.rfind(')').unwrap() + 2..];
+        let f: Vec<&str> = rest.split_whitespace().collect();
+        f[11].parse::<u64>().unwrap() + f[12].parse::<u64>().unwrap() // utime + stime, ticks
+    };
+    let before = cpu(p.pid());
+    p.wait_stderr("was not ready within 12 s"); // past one 10 s HTTP attempt
+    let used = cpu(p.pid()) - before;
+    assert!(used < 50, "reinit used {used} ticks of CPU while the endpoint was silent\n{}", p.dump());
+    p.signal(libc::SIGTERM);
+    p.wait_exit(DEADLINE);
+    drop(held);
+}
