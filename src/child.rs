@@ -114,11 +114,8 @@ fn candidates(program: &OsStr) -> Vec<PathBuf> {
     if program.as_bytes().contains(&b'/') {
         return vec![PathBuf::from(program)];
     }
-    std::env::split_paths(&search_path()).map(|dir| dir.join(program)).collect()
-}
-
-fn search_path() -> OsString {
-    std::env::var_os("PATH").unwrap_or_else(|| OsString::from("/usr/local/bin:/usr/bin:/bin"))
+    let path = std::env::var_os("PATH").unwrap_or_else(|| OsString::from("/usr/local/bin:/usr/bin:/bin"));
+    std::env::split_paths(&path).map(|dir| dir.join(program)).collect()
 }
 
 /// The exit code reinit reports for a raw wait status: the code, or 128+N for signal N.
@@ -135,11 +132,8 @@ pub fn exit_code(status: i32) -> Option<u8> {
 
 /// Find `program` as execvp would: as a path when it has a `/`, else along `PATH`.
 fn resolve(program: &OsStr) -> Option<PathBuf> {
-    if program.as_bytes().contains(&b'/') {
-        let p = PathBuf::from(program);
-        return p.exists().then_some(p);
-    }
-    std::env::split_paths(&search_path()).map(|dir| dir.join(program)).find(|p| p.is_file())
+    let given = program.as_bytes().contains(&b'/');
+    candidates(program).into_iter().find(|p| if given { p.exists() } else { p.is_file() })
 }
 
 /// The interpreter named by a `#!` line, if `head` starts with one.

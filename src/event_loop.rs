@@ -303,7 +303,7 @@ fn readable(fd: &PollFd<'_>) -> bool {
 
 /// Which of the polled fds are readable.
 #[derive(Default)]
-struct Ready {
+struct Readable {
     signals: bool,
     inotify: bool,
     validator: bool,
@@ -316,9 +316,9 @@ impl Loop {
                 return code;
             }
             self.await_readiness();
-            let ready = self.wait();
+            let readable = self.wait();
             let mut received = std::mem::take(&mut self.received);
-            if ready.signals
+            if readable.signals
                 && let Err(e) = self.signals.read(&mut received)
             {
                 error!("{e}");
@@ -346,7 +346,7 @@ impl Loop {
             if self.final_stop_under_way() {
                 self.stop_watching();
             } else {
-                self.on_watch(now, &ready);
+                self.on_watch(now, &readable);
             }
             self.check_readiness(now);
             self.http.service(now);
@@ -356,11 +356,11 @@ impl Loop {
 
     /// Poll until something happens or the nearest deadline; with nothing but signals to wait
     /// for, sleep in the signalfd's read itself.
-    fn wait(&mut self) -> Ready {
+    fn wait(&mut self) -> Readable {
         let timeout = self.timeout();
         let w = self.watch.as_ref();
         if w.is_none() && !self.http.active() && self.ready.is_none() && timeout == PollTimeout::NONE {
-            return Ready { signals: true, ..Ready::default() };
+            return Readable { signals: true, ..Readable::default() };
         }
         let mut revents = self.http.take_revents();
         let mut fds = vec![PollFd::new(self.signals.as_fd(), PollFlags::POLLIN)];
@@ -378,16 +378,16 @@ impl Loop {
         }
         let first_http = fds.len();
         fds.extend(self.http.fds().map(|(fd, events)| PollFd::new(fd, events)));
-        let ready = match poll(&mut fds, timeout) {
-            Ok(_) => Ready {
+        let readable = match poll(&mut fds, timeout) {
+            Ok(_) => Readable {
                 signals: readable(&fds[0]),
                 inotify: inotify.is_some_and(|i| readable(&fds[i])),
                 validator: validator.is_some_and(|i| readable(&fds[i])),
             },
-            Err(nix::errno::Errno::EINTR) => Ready::default(),
+            Err(nix::errno::Errno::EINTR) => Readable::default(),
             Err(e) => {
                 error!("poll failed: {e}");
-                Ready::default()
+                Readable::default()
             }
         };
         let flags = |fd: &PollFd<'_>| fd.revents().unwrap_or(PollFlags::empty());
@@ -396,7 +396,7 @@ impl Loop {
         self.ready_revents.extend(fds[first_ready..first_http].iter().map(flags));
         drop(fds);
         self.http.set_revents(revents);
-        ready
+        readable
     }
 
     fn timeout(&self) -> PollTimeout {
@@ -505,9 +505,9 @@ impl Loop {
     }
 
     /// Inotify events, deadlines, the validator's output and a slice of hashing.
-    fn on_watch(&mut self, now: Instant, ready: &Ready) {
+    fn on_watch(&mut self, now: Instant, readable: &Readable) {
         let Some(w) = self.watch.as_mut() else { return };
-        if ready.inotify {
+        if readable.inotify {
             match w.watcher.read() {
                 Ok(events) => {
                     if events.overflow {
@@ -521,7 +521,7 @@ impl Loop {
             }
         }
         if let Some(v) = w.validator.as_mut() {
-            if ready.validator {
+            if readable.validator {
                 v.drain();
             }
             v.tick(now);

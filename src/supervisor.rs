@@ -135,6 +135,15 @@ struct Retiring {
     give_up_at: Option<Instant>,
 }
 
+impl Retiring {
+    /// The grace is over (or a second stop request came): SIGKILL to its group, if still there.
+    fn kill(&mut self, now: Instant) -> Vec<Action> {
+        self.kill_at = now;
+        self.give_up_at = Some(after(now, KILL_GRACE));
+        if self.group_alive { vec![Action::Send(Dest::Group(self.pid), Signal::KILL)] } else { Vec::new() }
+    }
+}
+
 /// The parts of `Config` the supervisor decides with.
 #[derive(Debug, Clone)]
 pub struct Policy {
@@ -441,11 +450,7 @@ impl Supervisor {
 
     /// A second stop request (SIGTERM or SIGINT during the final stop): SIGKILL now, exit after.
     pub fn force(&mut self, now: Instant) -> Vec<Action> {
-        let mut out = self.retiring.as_mut().map_or_else(Vec::new, |r| {
-            r.kill_at = now;
-            r.give_up_at = Some(after(now, KILL_GRACE));
-            if r.group_alive { vec![Action::Send(Dest::Group(r.pid), Signal::KILL)] } else { Vec::new() }
-        });
+        let mut out = self.retiring.as_mut().map_or_else(Vec::new, |r| r.kill(now));
         match self.phase {
             Phase::Draining { pid, sig, .. } => {
                 self.begin_stop(now, pid, sig, Then::ExitWithApp);
@@ -576,6 +581,11 @@ impl Supervisor {
         if self.retiring.take().is_none() {
             return Vec::new();
         }
+        self.one_app_left(now)
+    }
+
+    /// The retiring app is gone (or given up on): a change that waited restarts now.
+    fn one_app_left(&mut self, now: Instant) -> Vec<Action> {
         match self.phase {
             Phase::Running { .. } if std::mem::take(&mut self.pending_restart) => {
                 self.change(now, OnChange::Restart)
@@ -711,21 +721,14 @@ impl Supervisor {
         let Some(r) = self.retiring.as_mut() else { return Vec::new() };
         match r.give_up_at {
             None if now >= r.kill_at => {
-                r.give_up_at = Some(after(now, KILL_GRACE));
                 let mut out = vec![Action::TimedOut { app_alive: r.app_alive }];
-                if r.group_alive {
-                    out.push(Action::Send(Dest::Group(r.pid), Signal::KILL));
-                }
+                out.extend(r.kill(now));
                 out
             }
             Some(t) if now >= t => {
                 self.retiring = None;
                 let mut out = vec![Action::GaveUpWaiting];
-                if let Phase::Running { .. } = self.phase
-                    && std::mem::take(&mut self.pending_restart)
-                {
-                    out.extend(self.change(now, OnChange::Restart));
-                }
+                out.extend(self.one_app_left(now));
                 out
             }
             _ => Vec::new(),
