@@ -17,7 +17,7 @@ use crate::reap;
 use crate::siblings;
 use crate::signals::{Received, Signal, Signals};
 use crate::sockets::{self, Listener, SocketsError};
-use crate::supervisor::{Action, Cause, Dest, Policy, Supervisor, UpdateFailure};
+use crate::supervisor::{Action, Actions, Cause, Dest, Policy, Supervisor, UpdateFailure};
 use crate::sys;
 use crate::time::Human;
 use crate::validate::Validator;
@@ -169,7 +169,12 @@ pub fn run(config: Config) -> Result<u8, StartError> {
     }
     let first = lp.supervisor.start();
     lp.execute(first);
-    Ok(lp.run())
+    let code = lp.run();
+    // The socket files go now; memory and descriptors go with the process, at once (freeing
+    // them piece by piece first only delays the exit the stop is waiting for).
+    lp.listeners.clear();
+    std::mem::forget(lp);
+    Ok(code)
 }
 
 fn set_parent_death_signal(config: &Config, me: i32) {
@@ -297,6 +302,18 @@ fn random_up_to(max: Duration) -> Duration {
     max.mul_f64((random >> 11) as f64 / (1u64 << 53) as f64)
 }
 
+/// poll(2); false when it failed (an error other than EINTR is logged).
+fn poll_logged(fds: &mut [PollFd<'_>], timeout: PollTimeout) -> bool {
+    match poll(fds, timeout) {
+        Ok(_) => true,
+        Err(nix::errno::Errno::EINTR) => false,
+        Err(e) => {
+            error!("poll failed: {e}");
+            false
+        }
+    }
+}
+
 fn readable(fd: &PollFd<'_>) -> bool {
     fd.revents().is_some_and(|r| r.intersects(PollFlags::POLLIN | PollFlags::POLLHUP | PollFlags::POLLERR))
 }
@@ -359,7 +376,13 @@ impl Loop {
     fn wait(&mut self) -> Readable {
         let timeout = self.timeout();
         let w = self.watch.as_ref();
-        if w.is_none() && !self.http.active() && self.ready.is_none() && timeout == PollTimeout::NONE {
+        if w.is_none() && !self.http.active() && self.ready.is_none() {
+            // Only signals to wait for (the usual stop): nothing to build.
+            if timeout != PollTimeout::NONE {
+                let mut fds = [PollFd::new(self.signals.as_fd(), PollFlags::POLLIN)];
+                let polled = poll_logged(&mut fds, timeout);
+                return Readable { signals: polled && readable(&fds[0]), ..Readable::default() };
+            }
             return Readable { signals: true, ..Readable::default() };
         }
         let mut revents = self.http.take_revents();
@@ -378,17 +401,13 @@ impl Loop {
         }
         let first_http = fds.len();
         fds.extend(self.http.fds().map(|(fd, events)| PollFd::new(fd, events)));
-        let readable = match poll(&mut fds, timeout) {
-            Ok(_) => Readable {
+        let readable = match poll_logged(&mut fds, timeout) {
+            true => Readable {
                 signals: readable(&fds[0]),
                 inotify: inotify.is_some_and(|i| readable(&fds[i])),
                 validator: validator.is_some_and(|i| readable(&fds[i])),
             },
-            Err(nix::errno::Errno::EINTR) => Readable::default(),
-            Err(e) => {
-                error!("poll failed: {e}");
-                Readable::default()
-            }
+            false => Readable::default(),
         };
         let flags = |fd: &PollFd<'_>| fd.revents().unwrap_or(PollFlags::empty());
         revents.extend(fds[first_http..].iter().map(flags));
@@ -717,47 +736,59 @@ impl Loop {
         }
     }
 
-    fn execute(&mut self, actions: Vec<Action>) {
-        let mut queue: VecDeque<Action> = actions.into();
-        while let Some(action) = queue.pop_front() {
-            match action {
-                Action::Spawn(cause) if self.watch.is_some() => self.start_read(ReadFor::Spawn(cause)),
-                Action::Spawn(cause) => queue.extend(self.spawn(cause, None)),
-                Action::Send(dest, sig) => self.send(dest, sig),
-                Action::TimedOut { app_alive: true } => warn!(
-                    "the app did not stop within {} of the stop signal: sending SIGKILL to its process group",
-                    Human(self.config.stop_timeout)
-                ),
-                Action::TimedOut { app_alive: false } => warn!(
-                    "processes the app left did not stop within {} of the stop signal: sending them SIGKILL",
-                    Human(self.config.stop_timeout)
-                ),
-                Action::GaveUpWaiting => {
-                    warn!("processes of the app's group survived SIGKILL; going on without them")
-                }
-                Action::BackingOff { code, delay } => info!(
-                    "the app exited with status {code}: restarting it in {} (--restart-on-exit)",
-                    Human(delay)
-                ),
-                Action::Ready { pid } => self.log_ready(pid),
-                Action::NotReady { pid } => warn!(
-                    "the app (pid {pid}) was not ready within {}: it keeps running",
-                    Human(self.config.ready_timeout)
-                ),
-                Action::UpdateFailed(why) => self.update_failed(why),
-                Action::Exit(code) => {
-                    if let Some((since, what)) = self.exit_since.take() {
-                        info!("{what}: stopped the app in {}, exiting with {code}", Human(since.elapsed()));
-                    }
-                    self.exit = Some(code);
+    /// Carry out `actions` in order; what a start answers is carried out after them.
+    fn execute(&mut self, mut actions: Actions) {
+        while !actions.is_empty() {
+            let mut then = Actions::default();
+            for action in actions {
+                if !self.carry_out(action, &mut then) {
                     return;
                 }
             }
+            actions = then;
         }
     }
 
+    /// One action; false once reinit is to exit (nothing after that is carried out).
+    fn carry_out(&mut self, action: Action, then: &mut Actions) -> bool {
+        match action {
+            Action::Spawn(cause) if self.watch.is_some() => self.start_read(ReadFor::Spawn(cause)),
+            Action::Spawn(cause) => then.extend(self.spawn(cause, None)),
+            Action::Send(dest, sig) => self.send(dest, sig),
+            Action::TimedOut { app_alive: true } => warn!(
+                "the app did not stop within {} of the stop signal: sending SIGKILL to its process group",
+                Human(self.config.stop_timeout)
+            ),
+            Action::TimedOut { app_alive: false } => warn!(
+                "processes the app left did not stop within {} of the stop signal: sending them SIGKILL",
+                Human(self.config.stop_timeout)
+            ),
+            Action::GaveUpWaiting => {
+                warn!("processes of the app's group survived SIGKILL; going on without them")
+            }
+            Action::BackingOff { code, delay } => info!(
+                "the app exited with status {code}: restarting it in {} (--restart-on-exit)",
+                Human(delay)
+            ),
+            Action::Ready { pid } => self.log_ready(pid),
+            Action::NotReady { pid } => warn!(
+                "the app (pid {pid}) was not ready within {}: it keeps running",
+                Human(self.config.ready_timeout)
+            ),
+            Action::UpdateFailed(why) => self.update_failed(why),
+            Action::Exit(code) => {
+                if let Some((since, what)) = self.exit_since.take() {
+                    info!("{what}: stopped the app in {}, exiting with {code}", Human(since.elapsed()));
+                }
+                self.exit = Some(code);
+                return false;
+            }
+        }
+        true
+    }
+
     /// Start the app; `what` describes the content it starts with (when watching).
-    fn spawn(&mut self, cause: Cause, what: Option<String>) -> Vec<Action> {
+    fn spawn(&mut self, cause: Cause, what: Option<String>) -> Actions {
         let listen_fds: Vec<i32> =
             self.listeners.iter().map(|l| std::os::fd::AsRawFd::as_raw_fd(&l.as_fd())).collect();
         let listen_names = sockets::fd_names(&self.listeners);
@@ -795,7 +826,7 @@ impl Loop {
                     _ => {}
                 }
                 self.supervisor.spawned(now, pid);
-                Vec::new()
+                Actions::default()
             }
             Err(e) => {
                 error!("{e}");

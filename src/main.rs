@@ -27,7 +27,6 @@ mod watch;
 
 use clap::Parser;
 use std::io::Write;
-use std::process::ExitCode;
 
 /// Exit status for usage errors (nothing was started).
 const USAGE: u8 = 2;
@@ -55,6 +54,7 @@ fn run() -> u8 {
         // --help and --version print to stdout and succeed.
         Err(e) if !e.use_stderr() => {
             let _ = e.print();
+            let _ = std::io::stdout().flush();
             return 0;
         }
         Err(e) => {
@@ -81,6 +81,7 @@ fn run() -> u8 {
     }
 }
 
-fn main() -> ExitCode {
-    ExitCode::from(run())
+fn main() {
+    let code = run();
+    sys::exit(code)
 }
