@@ -6,6 +6,7 @@
 
 use crate::config::OnChange;
 use crate::content::{Changed, Snapshot};
+use crate::time::earliest;
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -137,7 +138,7 @@ impl ChangeTracker {
     }
 
     pub fn next_deadline(&self) -> Option<Instant> {
-        [self.settle_at, self.act_at].into_iter().flatten().min()
+        earliest(self.settle_at, self.act_at)
     }
 
     /// Deadlines that have passed.

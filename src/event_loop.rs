@@ -19,7 +19,7 @@ use crate::signals::{Received, Signal, Signals};
 use crate::sockets::{self, Listener, SocketsError};
 use crate::supervisor::{Action, Actions, Cause, Dest, Policy, Supervisor, UpdateFailure};
 use crate::sys;
-use crate::time::Human;
+use crate::time::{Human, earliest};
 use crate::validate::Validator;
 use crate::watch::{WatchError, Watcher};
 use log::{debug, error, info, warn};
@@ -360,13 +360,18 @@ impl Loop {
             }
             let actions = self.supervisor.tick(now);
             self.execute(actions);
-            if self.final_stop_under_way() {
-                self.stop_watching();
-            } else {
-                self.on_watch(now, &readable);
+            if self.watch.is_some() {
+                match self.final_stop_under_way() {
+                    true => self.stop_watching(),
+                    false => self.on_watch(now, &readable),
+                }
             }
-            self.check_readiness(now);
-            self.http.service(now);
+            if self.ready.is_some() {
+                self.check_readiness(now);
+            }
+            if self.http.active() {
+                self.http.service(now);
+            }
             self.check_stop_over();
         }
     }
@@ -424,17 +429,17 @@ impl Loop {
         if w.is_some_and(|w| w.reading.is_some()) {
             return PollTimeout::ZERO; // the next slice of hashing
         }
-        let watch_deadlines = w.into_iter().flat_map(|w| {
-            [w.tracker.next_deadline(), w.validator.as_ref().and_then(Validator::next_deadline)]
-        });
-        let deadline = self
-            .supervisor
-            .next_deadline()
-            .into_iter()
-            .chain(watch_deadlines.flatten())
-            .chain(self.http.next_deadline())
-            .chain(self.ready.as_ref().and_then(Readiness::next_deadline))
-            .min();
+        let mut deadline = self.supervisor.next_deadline();
+        if let Some(w) = w {
+            deadline = earliest(deadline, w.tracker.next_deadline());
+            deadline = earliest(deadline, w.validator.as_ref().and_then(Validator::next_deadline));
+        }
+        if self.http.active() {
+            deadline = earliest(deadline, self.http.next_deadline());
+        }
+        if let Some(r) = &self.ready {
+            deadline = earliest(deadline, r.next_deadline());
+        }
         let mut wait = deadline.map(|d| d.saturating_duration_since(now));
         if self.supervisor.awaiting_exit() || self.supervisor.retiring_group_to_await().is_some() {
             wait = Some(wait.map_or(GROUP_RECHECK, |w| w.min(GROUP_RECHECK)));
@@ -443,8 +448,8 @@ impl Loop {
             None => PollTimeout::NONE,
             // round up, so we never wake just before a deadline and spin
             Some(w) => {
-                let ms = w.as_micros().div_ceil(1000).min(i32::MAX as u128) as i32;
-                PollTimeout::try_from(ms).unwrap_or(PollTimeout::MAX)
+                let ms = w.as_secs().saturating_mul(1000) + u64::from(w.subsec_nanos().div_ceil(1_000_000));
+                PollTimeout::try_from(ms.min(i32::MAX as u64) as i32).unwrap_or(PollTimeout::MAX)
             }
         }
     }
@@ -740,8 +745,10 @@ impl Loop {
     fn execute(&mut self, mut actions: Actions) {
         while !actions.is_empty() {
             let mut then = Actions::default();
-            for action in actions {
-                if !self.carry_out(action, &mut then) {
+            for i in 0..actions.len() {
+                if let Some(action) = actions.get(i)
+                    && !self.carry_out(action, &mut then)
+                {
                     return;
                 }
             }

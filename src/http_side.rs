@@ -8,6 +8,7 @@ use crate::content::Snapshot;
 use crate::http::Reloader;
 use crate::metrics::{ActionKind, Metrics, MetricsServer};
 use crate::retry::Outcome;
+use crate::time::earliest;
 use nix::poll::PollFlags;
 use std::os::fd::BorrowedFd;
 use std::time::Instant;
@@ -54,7 +55,7 @@ impl HttpSide {
 
     pub fn next_deadline(&self) -> Option<Instant> {
         let reload = self.reloader.as_ref().and_then(Reloader::next_deadline);
-        reload.into_iter().chain(self.server.as_ref().and_then(MetricsServer::next_deadline)).min()
+        earliest(reload, self.server.as_ref().and_then(MetricsServer::next_deadline))
     }
 
     /// New content is live: the reload request is owed for it.

@@ -8,6 +8,14 @@ pub fn after(now: Instant, d: Duration) -> Instant {
     now.checked_add(d).or_else(|| now.checked_add(YEAR)).unwrap_or(now)
 }
 
+/// The earlier of two optional deadlines (`None` is no deadline).
+pub fn earliest(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
 /// A duration for log lines, always in the same units: whole seconds as seconds (`1 s`, `10 s`),
 /// anything else below 10 s in milliseconds (`250 ms`, `1500 ms`: what reinit measures), then
 /// seconds to a tenth below 2 minutes (`12.5 s`), then minutes (`3 min`).
@@ -33,6 +41,17 @@ impl std::fmt::Display for Human {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn earliest_ignores_missing_deadlines() {
+        let now = Instant::now();
+        let later = now + Duration::from_secs(1);
+        assert_eq!(earliest(Some(later), Some(now)), Some(now));
+        assert_eq!(earliest(Some(now), Some(later)), Some(now));
+        assert_eq!(earliest(None, Some(later)), Some(later));
+        assert_eq!(earliest(Some(later), None), Some(later));
+        assert_eq!(earliest(None, None), None);
+    }
 
     #[test]
     fn never_overflows() {
