@@ -196,11 +196,15 @@ fn parse_signal(given: &Given<String>) -> Result<Signal> {
 }
 
 fn parse_stop_signal(given: &Option<Given<String>>) -> Result<Signal> {
-    let Some(g) = given else { return Ok(Signal::TERM) };
-    let sig = parse_signal(g)?;
-    match check_signal_use(sig, SignalUse::Stop) {
+    given.as_ref().map_or(Ok(Signal::TERM), |g| parse_signal_for(g, SignalUse::Stop))
+}
+
+/// A signal name or number, refused if it cannot do what `usage` means.
+fn parse_signal_for(given: &Given<String>, usage: SignalUse) -> Result<Signal> {
+    let sig = parse_signal(given)?;
+    match check_signal_use(sig, usage) {
         Ok(()) => Ok(sig),
-        Err(why) => refused(g, why),
+        Err(why) => refused(given, why),
     }
 }
 
@@ -213,11 +217,22 @@ enum SignalUse {
     Siblings,
     /// `--stop-signal`: ask the app to stop.
     Stop,
+    /// `--parent-death-signal`: what reinit gets when its parent dies, to stop as on SIGTERM.
+    ParentDeath,
 }
 
 /// Refuse a signal that cannot do what `usage` means, saying why.
 fn check_signal_use(sig: Signal, usage: SignalUse) -> std::result::Result<(), &'static str> {
     match (sig, usage) {
+        (Signal::STOP, SignalUse::ParentDeath) => {
+            Err("SIGSTOP would freeze reinit when its parent dies, and the app with no one to stop it")
+        }
+        (Signal::CHLD, SignalUse::ParentDeath) => {
+            Err("reinit would take SIGCHLD for a child's exit and go on as if its parent were alive")
+        }
+        (Signal::KILL, SignalUse::ParentDeath) => {
+            Err("SIGKILL would end reinit at once, before the app gets its stop signal; use TERM")
+        }
         (Signal::STOP, SignalUse::Siblings) => {
             Err("SIGSTOP would freeze the other containers until they are killed")
         }
@@ -443,7 +458,11 @@ fn parse(raw: &mut Raw, reinit_log: Option<String>) -> Result<Config> {
         signal_map: each(&raw.map_signal, parse_signal_map)?,
         restart_on_exit: parse_restart_policy(&raw.restart_on_exit)?,
         remap_exit: each(&raw.remap_exit, parse_remap_exit)?,
-        parent_death_signal: raw.parent_death_signal.as_ref().map(parse_signal).transpose()?,
+        parent_death_signal: raw
+            .parent_death_signal
+            .as_ref()
+            .map(|g| parse_signal_for(g, SignalUse::ParentDeath))
+            .transpose()?,
         listen: each(&raw.listen, parse_listen)?,
         metrics: raw.metrics.as_ref().map(parse_metrics).transpose()?,
         dry_run: parse_bool_option(&raw.dry_run)?,
@@ -747,7 +766,7 @@ mod tests {
     #[test]
     fn signals_that_cannot_mean_what_they_say_are_refused() {
         use SignalUse::*;
-        for usage in [Reload, Siblings, Stop] {
+        for usage in [Reload, Siblings, Stop, ParentDeath] {
             assert!(check_signal_use(Signal::STOP, usage).unwrap_err().contains("SIGSTOP would freeze"));
             assert!(check_signal_use(Signal::CHLD, usage).unwrap_err().contains("SIGCHLD"));
             for fine in [Signal::HUP, Signal::TERM, Signal::USR1, Signal::INT] {
@@ -757,6 +776,7 @@ mod tests {
         assert!(check_signal_use(Signal::KILL, Reload).unwrap_err().contains("restart"));
         assert!(check_signal_use(Signal::KILL, Siblings).unwrap_err().contains("siblings:TERM"));
         assert_eq!(check_signal_use(Signal::KILL, Stop), Ok(()));
+        assert!(check_signal_use(Signal::KILL, ParentDeath).unwrap_err().contains("use TERM"));
         // and through the options that take them
         for (argv, value) in [
             (&["-w", "/x", "--on-change", "signal:STOP", "app"][..], "signal:STOP"),
@@ -766,6 +786,9 @@ mod tests {
             (&["-w", "/x", "--on-change", "siblings:CHLD"], "siblings:CHLD"),
             (&["--stop-signal", "STOP", "app"], "STOP"),
             (&["--stop-signal", "SIGCHLD", "app"], "SIGCHLD"),
+            (&["--parent-death-signal", "STOP", "app"], "STOP"),
+            (&["--parent-death-signal", "CHLD", "app"], "CHLD"),
+            (&["--parent-death-signal", "9", "app"], "9"),
         ] {
             let err = cfg(argv, &[]).unwrap_err();
             assert!(matches!(err, ConfigError::Refused { .. }), "{argv:?}: {err}");

@@ -43,7 +43,7 @@
 //!   just before the `kill`: until the driver reads the app's `signal 15` line ("the app gets
 //!   it"), and until the init's pidfd turns readable ("the init exits": the app exits 0 on
 //!   SIGTERM, the init reaps it and exits). A new instance per sample: 5 warm-up rounds, then
-//!   200 instances per init, round robin, one per init per round; the driver, the inits and the
+//!   1000 instances per init, round robin, one per init per round; the driver, the inits and the
 //!   apps on one CPU (as in the signal section's first pass); p50/p99. An instance with no
 //!   `signal 15` or no exit within 3 s is counted as lost.
 //! - `storm`: as PID 1, the wrapped app is `bench storm 20000`: it forks 20 000 children, each
@@ -172,7 +172,7 @@ impl Counts {
             signal_warmup: 20,
             signal_samples: 300,
             term_warmup: 5,
-            term_instances: 200,
+            term_instances: 1000,
             storm_orphans: 20_000,
             storm_rounds: 3,
             idle_secs: 5,

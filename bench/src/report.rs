@@ -486,7 +486,7 @@ fn how_md(md: &mut String, r: &Report) {
          - SIGTERM to a fresh instance: a new instance per sample (the init as PID 1 wrapping fake_app); once the \
          app says `ready`, `kill(init, SIGTERM)`, the init's first signal; → the app gets it: until the driver reads \
          the app's `signal 15` line; → the init exits: until the init's pidfd turns readable (the app exits 0 on \
-         SIGTERM, the init reaps it and exits). 200 instances per init after 5 warm-up rounds, round robin, the \
+         SIGTERM, the init reaps it and exits). 1000 instances per init after 5 warm-up rounds, round robin, the \
          driver, the inits and the apps on one CPU.\n\
          - Storm: 20 000 double-forked orphans under the init as PID 1; wall time from first fork until all are \
          reaped; the init's own utime+stime (`/proc/PID/stat`, 10 ms ticks) and run time (`/proc/PID/schedstat`); \
