@@ -881,6 +881,28 @@ mod tests {
     }
 
     #[test]
+    fn actions_keep_their_order_past_the_inline_ones() {
+        let sends: Vec<Action> = (1..=7).map(|pid| Send(Process(pid), TERM)).collect();
+        let mut out = Actions::from(sends[0]);
+        for a in &sends[1..5] {
+            out.push(*a);
+        }
+        let mut more = Actions::from(sends[5]);
+        more.push(sends[6]);
+        out.extend(more);
+        assert_eq!(out.len(), 7);
+        assert_eq!(
+            (0..7).map(|i| out.get(i)).collect::<Vec<_>>(),
+            sends.iter().map(|a| Some(*a)).collect::<Vec<_>>()
+        );
+        assert_eq!(out.get(7), None);
+        out.retain(|a| !matches!(a, Send(Process(pid), _) if pid % 2 == 0));
+        assert_eq!(out, [sends[0], sends[2], sends[4], sends[6]]);
+        assert!(Actions::default().is_empty());
+        assert_ne!(out, [sends[0], sends[2], sends[4]]);
+    }
+
+    #[test]
     fn term_stops_the_group_then_exits_with_the_apps_status() {
         let t0 = Instant::now();
         let mut s = running(policy(), t0);
