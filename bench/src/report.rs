@@ -154,24 +154,45 @@ pub(crate) fn bars(r: &Report) -> Vec<Bar> {
     let (Some(me), tini) = (r.inits.first(), r.inits.iter().find(|i| i.name == "tini-static")) else {
         return out;
     };
-    let mut cmp = |figure: &str,
-                   v: Option<f64>,
-                   t: Option<f64>,
-                   factor: f64,
-                   strict: bool,
-                   fmt: &dyn Fn(f64) -> String| {
-        let met = match (v, t) {
-            (Some(v), Some(t)) => Some(if strict { v < t * factor } else { v <= t * factor }),
-            _ => None,
-        };
-        let op = if strict { "<" } else { "≤" };
-        let scale = if factor == 1.0 { String::new() } else { format!("{factor} × ") };
-        out.push(Bar {
-            figure: figure.into(),
-            value: v.map_or("n/a".into(), fmt),
-            bar: format!("{op} {scale}tini-static ({})", t.map_or("n/a".into(), fmt)),
-            met,
-        });
+    init_bars(&mut out, me, tini);
+    term_bars(&mut out, me, tini);
+    storm_bars(&mut out, me, tini);
+    idle_bar(&mut out, me);
+    if let Some(w) = r.watch.first() {
+        watch_bars(&mut out, w);
+    }
+    restarts_bars(&mut out, &r.restarts);
+    out
+}
+
+/// One bar against tini-static: reinit's `v` below (`strict`) or at most `factor` × tini's `t`.
+fn cmp_bar(
+    out: &mut Vec<Bar>,
+    figure: &str,
+    v: Option<f64>,
+    t: Option<f64>,
+    factor: f64,
+    strict: bool,
+    fmt: &dyn Fn(f64) -> String,
+) {
+    let met = match (v, t) {
+        (Some(v), Some(t)) => Some(if strict { v < t * factor } else { v <= t * factor }),
+        _ => None,
+    };
+    let op = if strict { "<" } else { "≤" };
+    let scale = if factor == 1.0 { String::new() } else { format!("{factor} × ") };
+    out.push(Bar {
+        figure: figure.into(),
+        value: v.map_or("n/a".into(), fmt),
+        bar: format!("{op} {scale}tini-static ({})", t.map_or("n/a".into(), fmt)),
+        met,
+    });
+}
+
+/// Size, idle memory, start-up overhead and signal forwarding against tini-static.
+fn init_bars(out: &mut Vec<Bar>, me: &InitResult, tini: Option<&InitResult>) {
+    let mut cmp = |figure: &str, v, t, factor, strict, fmt: &dyn Fn(f64) -> String| {
+        cmp_bar(out, figure, v, t, factor, strict, fmt)
     };
     let t = |f: fn(&InitResult) -> Option<f64>| tini.and_then(f);
     cmp("static binary size", me.bytes, t(|i| i.bytes), 1.0, true, &size);
@@ -183,52 +204,40 @@ pub(crate) fn bars(r: &Report) -> Vec<Bar> {
     cmp("signal forward p99, one CPU", me.sig_p99_us, t(|i| i.sig_p99_us), 1.1, false, &us);
     cmp("signal forward p50, cross-CPU", me.sig_cross_p50_us, t(|i| i.sig_cross_p50_us), 1.1, false, &us);
     cmp("signal forward p99, cross-CPU", me.sig_cross_p99_us, t(|i| i.sig_cross_p99_us), 1.1, false, &us);
+}
+
+/// SIGTERM to a fresh instance: when the app gets it and when the init exits, against tini-static.
+fn term_bars(out: &mut Vec<Bar>, me: &InitResult, tini: Option<&InitResult>) {
     let fresh = "SIGTERM to a fresh instance";
-    cmp(
-        &format!("{fresh} → the app gets it, p50"),
-        me.term_app_p50_us,
-        t(|i| i.term_app_p50_us),
-        1.1,
-        false,
-        &us,
-    );
-    cmp(
-        &format!("{fresh} → the app gets it, p99"),
-        me.term_app_p99_us,
-        t(|i| i.term_app_p99_us),
-        1.1,
-        false,
-        &us,
-    );
-    cmp(
-        &format!("{fresh} → the init exits, p50"),
-        me.term_exit_p50_us,
-        t(|i| i.term_exit_p50_us),
-        1.1,
-        false,
-        &us,
-    );
-    cmp(
-        &format!("{fresh} → the init exits, p99"),
-        me.term_exit_p99_us,
-        t(|i| i.term_exit_p99_us),
-        1.1,
-        false,
-        &us,
-    );
+    let t = |f: fn(&InitResult) -> Option<f64>| tini.and_then(f);
+    for (what, v, base) in [
+        ("the app gets it, p50", me.term_app_p50_us, t(|i| i.term_app_p50_us)),
+        ("the app gets it, p99", me.term_app_p99_us, t(|i| i.term_app_p99_us)),
+        ("the init exits, p50", me.term_exit_p50_us, t(|i| i.term_exit_p50_us)),
+        ("the init exits, p99", me.term_exit_p99_us, t(|i| i.term_exit_p99_us)),
+    ] {
+        cmp_bar(out, &format!("{fresh} → {what}"), v, base, 1.1, false, &us);
+    }
+}
+
+/// The SIGCHLD storm: the init's CPU and the peak of zombies, against tini-static.
+fn storm_bars(out: &mut Vec<Bar>, me: &InitResult, tini: Option<&InitResult>) {
+    let mut cmp = |figure: &str, v, t, factor, strict, fmt: &dyn Fn(f64) -> String| {
+        cmp_bar(out, figure, v, t, factor, strict, fmt)
+    };
+    let t = |f: fn(&InitResult) -> Option<f64>| tini.and_then(f);
     cmp("storm: init CPU (utime+stime)", me.storm_cpu_ms, t(|i| i.storm_cpu_ms), 1.0, false, &ms);
     cmp("storm: peak zombies", me.storm_peak_zombies, t(|i| i.storm_peak_zombies), 1.0, false, &count);
+}
+
+/// Idle: no voluntary wake-up at all while the app sleeps.
+fn idle_bar(out: &mut Vec<Bar>, me: &InitResult) {
     out.push(Bar {
         figure: "idle wake-ups (voluntary ctx switches / window)".into(),
         value: me.idle_vol.map_or("n/a".into(), count),
         bar: "= 0".into(),
         met: me.idle_vol.map(|v| v == 0.0),
     });
-    if let Some(w) = r.watch.first() {
-        watch_bars(&mut out, w);
-    }
-    restarts_bars(&mut out, &r.restarts);
-    out
 }
 
 /// Change → action: a `..data` swap is acted on at the kubelet's commit, a rename save after

@@ -2,10 +2,20 @@
 
 use crate::*;
 
+/// One command timed: (label, init index or None for bare, pid1, argv).
+type Variant = (String, Option<usize>, bool, Vec<String>);
+
 pub(crate) fn startup(inits: &[Init], c: &Counts, report: &mut Report) -> Res<()> {
+    let variants = variants(inits);
+    let (samples, failures) = time_variants(&variants, c);
+    record_overheads(&variants, &samples, &failures, report);
+    Ok(())
+}
+
+/// Bare `true`, then every init wrapping it: first not as PID 1, then as PID 1.
+fn variants(inits: &[Init]) -> Vec<Variant> {
     let truth = vec!["true".to_string()];
-    // variant: (label, init index or None for bare, pid1, argv)
-    let mut variants: Vec<(String, Option<usize>, bool, Vec<String>)> = Vec::new();
+    let mut variants: Vec<Variant> = Vec::new();
     for pid1 in [false, true] {
         let mode = if pid1 { "PID 1" } else { "not PID 1" };
         let bare = if pid1 { under_unshare(&truth) } else { truth.clone() };
@@ -16,6 +26,11 @@ pub(crate) fn startup(inits: &[Init], c: &Counts, report: &mut Report) -> Res<()
             variants.push((format!("{} ({mode})", init.name), Some(i), pid1, argv));
         }
     }
+    variants
+}
+
+/// Runs every variant in blocks, round after round; per variant, its wall times (µs) and failures.
+fn time_variants(variants: &[Variant], c: &Counts) -> (Vec<Vec<f64>>, Vec<usize>) {
     let mut samples: Vec<Vec<f64>> = vec![Vec::new(); variants.len()];
     let mut failures = vec![0usize; variants.len()];
     let rounds = c.startup_runs.div_ceil(c.startup_block);
@@ -48,6 +63,11 @@ pub(crate) fn startup(inits: &[Init], c: &Counts, report: &mut Report) -> Res<()
             }
         }
     }
+    (samples, failures)
+}
+
+/// Each variant's median wall time, and each init's overhead over bare `true` with its failures.
+fn record_overheads(variants: &[Variant], samples: &[Vec<f64>], failures: &[usize], report: &mut Report) {
     let med: Vec<Option<f64>> = samples.iter().map(|s| median(s)).collect();
     for (v, (label, _, _, _)) in variants.iter().enumerate() {
         if let Some(m) = med[v] {
@@ -71,5 +91,4 @@ pub(crate) fn startup(inits: &[Init], c: &Counts, report: &mut Report) -> Res<()
             r.start_failures += failures[v];
         }
     }
-    Ok(())
 }

@@ -69,6 +69,30 @@ pub(crate) fn storm_main(args: &[String]) -> Res<()> {
     let n: u32 = args.first().and_then(|s| s.parse().ok()).ok_or_else(|| fail("usage: bench storm N"))?;
     let me = std::process::id() as i32;
     let start = Instant::now();
+    let (peak, retries) = fork_orphans(n, me);
+    let forked = start.elapsed();
+    let (left, peak) = wait_until_reaped(me, start + Duration::from_secs(120), peak);
+    let wall = start.elapsed();
+    let mut out = std::io::stdout().lock();
+    if left == 0 {
+        writeln!(
+            out,
+            "storm done wall_us={} fork_us={} peak_zombies={peak} retries={retries}",
+            wall.as_micros(),
+            forked.as_micros()
+        )?;
+    } else {
+        writeln!(out, "storm timeout: {left} processes still not reaped after {} s", wall.as_secs())?;
+    }
+    out.flush()?;
+    drop(out);
+    // Wait to be stopped (the init forwards the driver's SIGTERM); a safety net ends it anyway.
+    std::thread::sleep(Duration::from_secs(60));
+    Ok(())
+}
+
+/// Leaves `n` orphans to the init; returns the peak of zombies sampled meanwhile and the fork retries.
+fn fork_orphans(n: u32, me: i32) -> (usize, u64) {
     let mut peak = 0usize;
     let mut retries = 0u64;
     let mut i = 0;
@@ -102,35 +126,19 @@ pub(crate) fn storm_main(args: &[String]) -> Res<()> {
         }
         i += 1;
     }
-    let forked = start.elapsed();
-    let deadline = start + Duration::from_secs(120);
-    let mut left;
+    (peak, retries)
+}
+
+/// Polls until no other process is left or `deadline` passes: (processes left, peak of zombies).
+fn wait_until_reaped(me: i32, deadline: Instant, mut peak: usize) -> (usize, usize) {
     loop {
         let (others, zombies) = census(me);
         peak = peak.max(zombies);
-        left = others;
         if others == 0 || Instant::now() > deadline {
-            break;
+            return (others, peak);
         }
         std::thread::sleep(Duration::from_millis(2));
     }
-    let wall = start.elapsed();
-    let mut out = std::io::stdout().lock();
-    if left == 0 {
-        writeln!(
-            out,
-            "storm done wall_us={} fork_us={} peak_zombies={peak} retries={retries}",
-            wall.as_micros(),
-            forked.as_micros()
-        )?;
-    } else {
-        writeln!(out, "storm timeout: {left} processes still not reaped after {} s", wall.as_secs())?;
-    }
-    out.flush()?;
-    drop(out);
-    // Wait to be stopped (the init forwards the driver's SIGTERM); a safety net ends it anyway.
-    std::thread::sleep(Duration::from_secs(60));
-    Ok(())
 }
 
 /// Processes in our PID namespace other than PID 1 and us, and how many of them are zombies.
