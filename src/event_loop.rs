@@ -23,7 +23,7 @@ use crate::time::{Human, earliest};
 use crate::validate::Validator;
 use crate::watch::{WatchError, Watcher};
 use log::{debug, error, info, warn};
-use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+use nix::poll::{PollFd, PollFlags};
 use std::collections::VecDeque;
 use std::fmt;
 use std::io;
@@ -302,11 +302,12 @@ fn random_up_to(max: Duration) -> Duration {
     max.mul_f64((random >> 11) as f64 / (1u64 << 53) as f64)
 }
 
-/// poll(2); false when it failed (an error other than EINTR is logged).
-fn poll_logged(fds: &mut [PollFd<'_>], timeout: PollTimeout) -> bool {
-    match poll(fds, timeout) {
+/// poll(2) for at most `timeout` (`None`: no limit); false when it failed (an error other than
+/// EINTR is logged).
+fn poll_logged(fds: &mut [PollFd<'_>], timeout: Option<Duration>) -> bool {
+    match sys::poll(fds, timeout) {
         Ok(_) => true,
-        Err(nix::errno::Errno::EINTR) => false,
+        Err(e) if e.kind() == std::io::ErrorKind::Interrupted => false,
         Err(e) => {
             error!("poll failed: {e}");
             false
@@ -334,9 +335,9 @@ impl Loop {
             }
             self.await_readiness();
             let readable = self.wait();
-            let mut received = std::mem::take(&mut self.received);
+            self.received.clear();
             if readable.signals
-                && let Err(e) = self.signals.read(&mut received)
+                && let Err(e) = self.signals.read(&mut self.received)
             {
                 error!("{e}");
             }
@@ -344,17 +345,17 @@ impl Loop {
             // Children end only with a SIGCHLD, which the signalfd never loses (it is blocked
             // from the start): without one there is nothing to reap, and no wait4 delays the
             // app that was just signalled (with one CPU it runs once reinit sleeps again).
-            let child_ended = received.iter().any(|r| r.signo == Signal::CHLD);
-            for r in received.drain(..) {
-                match r.signo {
-                    Signal::TERM | Signal::INT => debug!("received SIG{}", r.signo),
-                    sig if self.config.sidecar() => debug!("received SIG{sig} in sidecar mode: ignored"),
-                    sig => debug!("received SIG{sig}"),
+            let child_ended = self.received.iter().any(|r| r.signo == Signal::CHLD);
+            for i in 0..self.received.len() {
+                let Some(sig) = self.received.get(i).map(|r| r.signo) else { break };
+                match sig {
+                    Signal::TERM | Signal::INT => debug!("received SIG{sig}"),
+                    _ if self.config.sidecar() => debug!("received SIG{sig} in sidecar mode: ignored"),
+                    _ => debug!("received SIG{sig}"),
                 }
-                let actions = self.supervisor.received(now, r.signo);
+                let actions = self.supervisor.received(now, sig);
                 self.execute(actions);
             }
-            self.received = received;
             if child_ended {
                 self.reap(now);
             }
@@ -383,7 +384,7 @@ impl Loop {
         let w = self.watch.as_ref();
         if w.is_none() && !self.http.active() && self.ready.is_none() {
             // Only signals to wait for (the usual stop): nothing to build.
-            if timeout != PollTimeout::NONE {
+            if timeout.is_some() {
                 let mut fds = [PollFd::new(self.signals.as_fd(), PollFlags::POLLIN)];
                 let polled = poll_logged(&mut fds, timeout);
                 return Readable { signals: polled && readable(&fds[0]), ..Readable::default() };
@@ -423,11 +424,14 @@ impl Loop {
         readable
     }
 
-    fn timeout(&self) -> PollTimeout {
+    /// How long the next wait may last: until the nearest deadline (`None`: no deadline). The
+    /// kernel's timer never fires early, so the loop wakes at or after the deadline, never just
+    /// before it to spin.
+    fn timeout(&self) -> Option<Duration> {
         let now = Instant::now();
         let w = self.watch.as_ref();
         if w.is_some_and(|w| w.reading.is_some()) {
-            return PollTimeout::ZERO; // the next slice of hashing
+            return Some(Duration::ZERO); // the next slice of hashing
         }
         let mut deadline = self.supervisor.next_deadline();
         if let Some(w) = w {
@@ -444,14 +448,7 @@ impl Loop {
         if self.supervisor.awaiting_exit() || self.supervisor.retiring_group_to_await().is_some() {
             wait = Some(wait.map_or(GROUP_RECHECK, |w| w.min(GROUP_RECHECK)));
         }
-        match wait {
-            None => PollTimeout::NONE,
-            // round up, so we never wake just before a deadline and spin
-            Some(w) => {
-                let ms = w.as_secs().saturating_mul(1000) + u64::from(w.subsec_nanos().div_ceil(1_000_000));
-                PollTimeout::try_from(ms.min(i32::MAX as u64) as i32).unwrap_or(PollTimeout::MAX)
-            }
-        }
+        wait
     }
 
     fn final_stop_under_way(&self) -> bool {

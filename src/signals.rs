@@ -2,9 +2,9 @@
 //! read from one signalfd in the poll loop. Keeps the mask reinit inherited, which the app gets
 //! back (minus SIGCHLD) before exec.
 
+use crate::sys;
 use std::fmt;
-use std::fs::File;
-use std::io::{self, Read};
+use std::io;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 
 /// A signal number in 1..=64, real-time signals included (nix's `Signal` has none of those).
@@ -161,21 +161,26 @@ pub struct Received {
 /// Size of `struct signalfd_siginfo` (linux/signalfd.h).
 const SIGINFO_SIZE: usize = 128;
 
-/// Decode the records of one read from a signalfd.
-pub fn parse(buf: &[u8]) -> impl Iterator<Item = Received> + '_ {
-    buf.chunks_exact(SIGINFO_SIZE).map(|r| {
-        let word = |at: usize| [r[at], r[at + 1], r[at + 2], r[at + 3]];
-        Received {
-            signo: Signal(u32::from_ne_bytes(word(0)) as i32),
-            code: i32::from_ne_bytes(word(8)),
-            pid: u32::from_ne_bytes(word(12)),
-        }
-    })
+/// Decode the records of one read from a signalfd (its first `n` bytes) into `out`.
+fn parse(buf: &[u8], n: usize, out: &mut Vec<Received>) {
+    for r in buf.chunks_exact(SIGINFO_SIZE).take(n / SIGINFO_SIZE) {
+        out.push(Received {
+            signo: Signal(u32::from_ne_bytes(word(r, 0)) as i32),
+            code: i32::from_ne_bytes(word(r, 8)),
+            pid: u32::from_ne_bytes(word(r, 12)),
+        });
+    }
+}
+
+/// The 4 bytes at `at` of a record.
+#[inline(always)]
+fn word(r: &[u8], at: usize) -> [u8; 4] {
+    [r[at], r[at + 1], r[at + 2], r[at + 3]]
 }
 
 /// The signalfd and the mask reinit inherited.
 pub struct Signals {
-    fd: File,
+    fd: OwnedFd,
     inherited_mask: u64,
     /// Read buffer, kept so no wake-up zeroes 4 KiB again.
     buf: Vec<u8>,
@@ -185,7 +190,7 @@ impl Signals {
     /// `fd`: a (blocking) signalfd for every signal, all of them blocked;
     /// `inherited_mask`: the mask before blocking (bit n-1 = signal n).
     pub fn new(fd: OwnedFd, inherited_mask: u64) -> Signals {
-        Signals { fd: File::from(fd), inherited_mask, buf: vec![0; SIGINFO_SIZE * 32] }
+        Signals { fd, inherited_mask, buf: vec![0; SIGINFO_SIZE * 32] }
     }
 
     /// The mask the app gets: what reinit inherited, except that SIGCHLD is never blocked.
@@ -199,9 +204,9 @@ impl Signals {
     pub fn read(&mut self, out: &mut Vec<Received>) -> Result<(), SignalsError> {
         out.clear();
         loop {
-            match self.fd.read(&mut self.buf) {
+            match sys::read(self.fd.as_fd(), &mut self.buf) {
                 Ok(n) => {
-                    out.extend(parse(&self.buf[..n]));
+                    parse(&self.buf, n, out);
                     if n < self.buf.len() || !self.pending() {
                         return Ok(());
                     }
@@ -215,7 +220,7 @@ impl Signals {
     /// Whether a signal is waiting, without blocking.
     fn pending(&self) -> bool {
         let mut fds = [nix::poll::PollFd::new(self.fd.as_fd(), nix::poll::PollFlags::POLLIN)];
-        nix::poll::poll(&mut fds, nix::poll::PollTimeout::ZERO).is_ok_and(|n| n > 0)
+        sys::poll(&mut fds, Some(std::time::Duration::ZERO)).is_ok_and(|n| n > 0)
     }
 }
 
@@ -242,8 +247,10 @@ mod tests {
         let mut buf = record(15, 0, 42);
         buf.extend(record(40, -1, 7));
         buf.extend([1, 2, 3]); // a torn tail is ignored
+        let mut out = Vec::new();
+        parse(&buf, buf.len(), &mut out);
         assert_eq!(
-            parse(&buf).collect::<Vec<_>>(),
+            out,
             [
                 Received { signo: Signal::TERM, code: 0, pid: 42 },
                 Received { signo: Signal(40), code: -1, pid: 7 }

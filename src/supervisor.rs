@@ -8,6 +8,7 @@
 use crate::config::{Config, Forward, OnChange, RestartPolicy, UpdateOrder};
 use crate::signals::Signal;
 use crate::time::{after, earliest};
+use std::mem::ManuallyDrop;
 use std::time::{Duration, Instant};
 
 /// Where a signal goes.
@@ -70,12 +71,23 @@ pub enum Action {
 pub struct Actions {
     inline: [Option<Action>; INLINE],
     len: usize,
-    spilled: Vec<Action>,
+    /// Dropped by hand, only when used: the drop glue of a Vec is code a wake would fetch.
+    spilled: ManuallyDrop<Vec<Action>>,
+}
+
+impl Drop for Actions {
+    #[inline(always)]
+    fn drop(&mut self) {
+        if self.len > INLINE {
+            drop(ManuallyDrop::into_inner(std::mem::take(&mut self.spilled)));
+        }
+    }
 }
 
 const INLINE: usize = 4;
 
 impl Actions {
+    #[inline(always)]
     pub fn push(&mut self, action: Action) {
         match self.inline.get_mut(self.len) {
             Some(slot) => *slot = Some(action),
@@ -93,15 +105,18 @@ impl Actions {
         }
     }
 
+    #[inline(always)]
     pub fn len(&self) -> usize {
         self.len
     }
 
+    #[inline(always)]
     pub fn is_empty(&self) -> bool {
         self.len == 0
     }
 
     /// The `i`th action.
+    #[inline(always)]
     pub fn get(&self, i: usize) -> Option<Action> {
         match self.inline.get(i) {
             Some(slot) => *slot,
@@ -120,6 +135,7 @@ impl Actions {
 }
 
 impl From<Action> for Actions {
+    #[inline(always)]
     fn from(action: Action) -> Self {
         let mut out = Actions::default();
         out.push(action);
@@ -212,7 +228,7 @@ impl Retiring {
         self.kill_at = now;
         self.give_up_at = Some(after(now, KILL_GRACE));
         if self.group_alive {
-            Action::Send(Dest::Group(self.pid), Signal::KILL).into()
+            Actions::from(Action::Send(Dest::Group(self.pid), Signal::KILL))
         } else {
             Actions::default()
         }
@@ -340,7 +356,7 @@ impl Supervisor {
 
     /// The first actions: start the app (nothing in sidecar mode).
     pub fn start(&mut self) -> Actions {
-        if self.policy.sidecar { Actions::default() } else { Action::Spawn(Cause::First).into() }
+        if self.policy.sidecar { Actions::default() } else { Actions::from(Action::Spawn(Cause::First)) }
     }
 
     /// Whether a `Spawn` is still wanted (a stop request may have come while it was prepared).
@@ -367,12 +383,12 @@ impl Supervisor {
     pub fn spawn_failed(&mut self, now: Instant, code: u8) -> Actions {
         if let Phase::Overlap { old, new: None, .. } = self.phase {
             self.phase = Phase::Running { pid: old };
-            return Action::UpdateFailed(UpdateFailure::SpawnFailed(code)).into();
+            return Actions::from(Action::UpdateFailed(UpdateFailure::SpawnFailed(code)));
         }
         self.last_code = Some(code);
         if self.started_at.is_none() {
             self.phase = Phase::Done;
-            return Action::Exit(code).into();
+            return Actions::from(Action::Exit(code));
         }
         self.started_at = Some(now);
         if self.wants_restart(code) {
@@ -380,7 +396,7 @@ impl Supervisor {
             return self.back_off(now, code);
         }
         let code = self.exit_status();
-        self.finish(Action::Exit(code).into())
+        self.finish(Actions::from(Action::Exit(code)))
     }
 
     /// The app's group whose end is awaited: after the app was reaped, until it is seen empty.
@@ -445,7 +461,7 @@ impl Supervisor {
         self.orphans_got = None;
         let kill_at = after(now, self.policy.stop_timeout);
         self.phase = Phase::Stopping { pid, app_alive: true, group_alive: true, kill_at, give_up_at: None };
-        Action::Send(self.app_dest(pid), sig).into()
+        Actions::from(Action::Send(self.app_dest(pid), sig))
     }
 
     fn kill_now(&mut self, now: Instant) -> Actions {
@@ -454,7 +470,11 @@ impl Supervisor {
         };
         let give_up_at = Some(after(now, KILL_GRACE));
         self.phase = Phase::Stopping { pid, app_alive, group_alive, kill_at: now, give_up_at };
-        if group_alive { Action::Send(Dest::Group(pid), Signal::KILL).into() } else { Actions::default() }
+        if group_alive {
+            Actions::from(Action::Send(Dest::Group(pid), Signal::KILL))
+        } else {
+            Actions::default()
+        }
     }
 
     /// Start stopping `pid` beside the current app, with the stop signal and the usual grace.
@@ -462,7 +482,7 @@ impl Supervisor {
         let kill_at = after(now, self.policy.stop_timeout);
         self.retiring = Some(Retiring { pid, app_alive, group_alive: true, kill_at, give_up_at: None });
         let dest = if app_alive { self.app_dest(pid) } else { Dest::Group(pid) };
-        Action::Send(dest, self.policy.stop_signal).into()
+        Actions::from(Action::Send(dest, self.policy.stop_signal))
     }
 
     fn finish(&mut self, out: Actions) -> Actions {
@@ -486,7 +506,7 @@ impl Supervisor {
             }
             Signal::INT if self.stopping() => self.force(now),
             _ => match (self.policy.mapped(sig), self.app()) {
-                (Some(to), Some(pid)) => Action::Send(self.app_dest(pid), to).into(),
+                (Some(to), Some(pid)) => Actions::from(Action::Send(self.app_dest(pid), to)),
                 _ => Actions::default(),
             },
         }
@@ -519,7 +539,7 @@ impl Supervisor {
             Phase::Draining { .. } | Phase::Stopping { .. } => self.force(now),
             Phase::Idle | Phase::Backoff { .. } => {
                 let code = if self.policy.sidecar { 0 } else { self.exit_status() };
-                self.finish(Action::Exit(code).into())
+                self.finish(Actions::from(Action::Exit(code)))
             }
             Phase::Done => Actions::default(),
         }
@@ -565,13 +585,13 @@ impl Supervisor {
                 // Helpers left in the app's group get the same stop sequence.
                 self.begin_stop(now, pid, self.policy.stop_signal, then);
                 self.set_app_gone();
-                Action::Send(Dest::Group(pid), self.policy.stop_signal).into()
+                Actions::from(Action::Send(Dest::Group(pid), self.policy.stop_signal))
             }
             Phase::Stopping { give_up_at, .. } => {
                 self.set_app_gone();
                 // Stopped with --forward child: the app is gone, now the rest of its group.
                 if self.policy.forward == Forward::Child && give_up_at.is_none() {
-                    Action::Send(Dest::Group(pid), self.stop_sig).into()
+                    Actions::from(Action::Send(Dest::Group(pid), self.stop_sig))
                 } else {
                     Actions::default()
                 }
@@ -605,7 +625,7 @@ impl Supervisor {
             Some(new) => self.phase = Phase::Starting { pid: new, ready_by },
             None => self.phase = Phase::Idle, // the spawn being prepared goes on as a plain start
         }
-        Action::Send(Dest::Group(old), self.policy.stop_signal).into()
+        Actions::from(Action::Send(Dest::Group(old), self.policy.stop_signal))
     }
 
     fn set_app_gone(&mut self) {
@@ -619,7 +639,7 @@ impl Supervisor {
         match self.phase {
             Phase::Starting { pid: p, .. } if p == pid => {
                 self.phase = Phase::Running { pid };
-                Action::Ready { pid }.into()
+                Actions::from(Action::Ready { pid })
             }
             Phase::Overlap { old, new: Some(new), .. } if new == pid => {
                 self.phase = Phase::Running { pid };
@@ -646,7 +666,7 @@ impl Supervisor {
                 return Actions::default();
             }
             self.orphans_got = Some(sig);
-            return Action::Send(Dest::Orphans, sig).into();
+            return Actions::from(Action::Send(Dest::Orphans, sig));
         }
         if self.retiring.is_some() && !self.final_stop() {
             return Actions::default(); // one app at a time: the restart waits for the retiring one
@@ -677,12 +697,12 @@ impl Supervisor {
         match self.then {
             Then::ExitWithApp => {
                 let code = self.exit_status();
-                self.finish(Action::Exit(code).into())
+                self.finish(Actions::from(Action::Exit(code)))
             }
-            Then::Exit(code) => self.finish(Action::Exit(code).into()),
+            Then::Exit(code) => self.finish(Actions::from(Action::Exit(code))),
             Then::Restart => {
                 self.phase = Phase::Idle;
-                Action::Spawn(Cause::Change).into()
+                Actions::from(Action::Spawn(Cause::Change))
             }
             Then::RestartAfterBackoff => self.back_off(now, self.last_code.unwrap_or(0)),
         }
@@ -695,7 +715,7 @@ impl Supervisor {
         let delay = self.backoff;
         self.backoff = (self.backoff * 2).min(BACKOFF_MAX);
         self.phase = Phase::Backoff { until: after(now, delay) };
-        Action::BackingOff { code, delay }.into()
+        Actions::from(Action::BackingOff { code, delay })
     }
 
     /// A watched path really changed.
@@ -717,21 +737,21 @@ impl Supervisor {
             {
                 // ready_by is set when the new app is spawned
                 self.phase = Phase::Overlap { old: pid, new: None, ready_by: now };
-                Action::Spawn(Cause::Change).into()
+                Actions::from(Action::Spawn(Cause::Change))
             }
             (OnChange::Restart, Phase::Running { pid } | Phase::Starting { pid, .. }) => {
                 self.begin_stop(now, pid, self.policy.stop_signal, Then::Restart)
             }
             (OnChange::Restart, Phase::Backoff { .. }) => {
                 self.phase = Phase::Idle;
-                Action::Spawn(Cause::Change).into()
+                Actions::from(Action::Spawn(Cause::Change))
             }
             (OnChange::Restart, Phase::Stopping { .. }) if !self.final_stop() => {
                 self.then = Then::Restart;
                 Actions::default()
             }
             (OnChange::Signal(sig), _) => match self.app() {
-                Some(pid) if !self.stopping() => Action::Send(Dest::Process(pid), sig).into(),
+                Some(pid) if !self.stopping() => Actions::from(Action::Send(Dest::Process(pid), sig)),
                 _ => Actions::default(),
             },
             (OnChange::Exit(code), Phase::Overlap { .. }) => {
@@ -745,7 +765,7 @@ impl Supervisor {
                 Phase::Running { pid } | Phase::Starting { pid, .. } | Phase::Draining { pid, .. },
             ) => self.begin_stop(now, pid, self.policy.stop_signal, Then::Exit(code)),
             (OnChange::Exit(code), Phase::Idle | Phase::Backoff { .. }) => {
-                self.finish(Action::Exit(code).into())
+                self.finish(Actions::from(Action::Exit(code)))
             }
             (OnChange::Exit(code), Phase::Stopping { .. }) => {
                 self.then = Then::Exit(code);
@@ -767,7 +787,7 @@ impl Supervisor {
             }
             Phase::Starting { pid, ready_by } if now >= ready_by => {
                 self.phase = Phase::Running { pid };
-                Action::NotReady { pid }.into()
+                Actions::from(Action::NotReady { pid })
             }
             Phase::Overlap { old, new: Some(new), ready_by } if now >= ready_by => {
                 self.phase = Phase::Running { pid: old };
@@ -792,7 +812,7 @@ impl Supervisor {
             }
             Phase::Backoff { until } if now >= until => {
                 self.phase = Phase::Idle;
-                Action::Spawn(Cause::Exit).into()
+                Actions::from(Action::Spawn(Cause::Exit))
             }
             _ => Actions::default(),
         });

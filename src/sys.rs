@@ -35,15 +35,53 @@ pub fn sigpipe_was_ignored() -> bool {
     SIGPIPE_WAS_IGNORED.load(Ordering::Relaxed)
 }
 
+#[inline(always)]
 fn check(ret: libc::c_int) -> io::Result<()> {
     if ret == -1 { Err(io::Error::last_os_error()) } else { Ok(()) }
 }
 
 /// `kill(2)` for any signal number, real-time ones included (nix's `Signal` has none of those).
 /// `pid` follows kill(2): negative means a process group; `sig` 0 only checks existence.
+/// Straight to the kernel: it is on the path of every forwarded signal.
+#[inline(always)]
 pub fn kill(pid: i32, sig: i32) -> io::Result<()> {
     // SAFETY: kill has no memory-safety preconditions.
-    check(unsafe { libc::kill(pid, sig) })
+    check(unsafe { libc::syscall(libc::SYS_kill, pid, sig) } as libc::c_int)
+}
+
+/// read(2) straight to the kernel (the signalfd is read on every wake).
+pub fn read(fd: std::os::fd::BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<usize> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: `buf` is valid for writes of `buf.len()` bytes for the call.
+    let n = unsafe { libc::syscall(libc::SYS_read, fd.as_raw_fd(), buf.as_mut_ptr(), buf.len()) };
+    if n < 0 { Err(io::Error::last_os_error()) } else { Ok(n as usize) }
+}
+
+/// poll(2), through ppoll (which every architecture has), straight to the kernel: the loop
+/// sleeps here on every wake, and the C library's poll is a cancellation-point wrapper. `None`
+/// waits without a time limit.
+#[inline(always)]
+pub fn poll(fds: &mut [nix::poll::PollFd<'_>], timeout: Option<std::time::Duration>) -> io::Result<usize> {
+    let mut ts = timeout.map(|d| libc::timespec {
+        tv_sec: libc::time_t::try_from(d.as_secs()).unwrap_or(libc::time_t::MAX),
+        tv_nsec: d.subsec_nanos().into(),
+    });
+    let ts_ptr = ts.as_mut().map_or(std::ptr::null_mut(), |t| t as *mut libc::timespec);
+    // SAFETY: nix's PollFd is `repr(transparent)` over `libc::pollfd`, so the slice is an array
+    // of `fds.len()` pollfds the kernel may write `revents` into; `ts_ptr` is null or points to
+    // `ts` (which the kernel updates with the time left), alive for the call; a null sigmask
+    // leaves the mask alone.
+    let n = unsafe {
+        libc::syscall(
+            libc::SYS_ppoll,
+            fds.as_mut_ptr().cast::<libc::pollfd>(),
+            fds.len() as libc::nfds_t,
+            ts_ptr,
+            std::ptr::null::<libc::sigset_t>(),
+            std::mem::size_of::<u64>(),
+        )
+    };
+    if n < 0 { Err(io::Error::last_os_error()) } else { Ok(n as usize) }
 }
 
 /// End the process now with `code`, skipping the runtime's clean-up (nothing reinit writes is

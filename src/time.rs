@@ -3,12 +3,17 @@
 use std::time::{Duration, Instant};
 
 /// `now + d`, or the latest representable instant near it: never panics, whatever `d` is.
+#[inline(always)]
 pub fn after(now: Instant, d: Duration) -> Instant {
     const YEAR: Duration = Duration::from_secs(365 * 24 * 3600);
-    now.checked_add(d).or_else(|| now.checked_add(YEAR)).unwrap_or(now)
+    match now.checked_add(d) {
+        Some(t) => t,
+        None => now.checked_add(YEAR).unwrap_or(now),
+    }
 }
 
 /// The earlier of two optional deadlines (`None` is no deadline).
+#[inline(always)]
 pub fn earliest(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
     match (a, b) {
         (Some(a), Some(b)) => Some(a.min(b)),
