@@ -181,8 +181,12 @@ fn flag(name: &str) -> String {
     format!("--{name}")
 }
 
+/// `stop-timeout` -> `REINIT_STOP_TIMEOUT` (one allocation: this runs for every option at start).
 fn var_name(name: &str) -> String {
-    format!("REINIT_{}", name.to_ascii_uppercase().replace('-', "_"))
+    let mut var = String::with_capacity("REINIT_".len() + name.len());
+    var.push_str("REINIT_");
+    var.extend(name.chars().map(|c| if c == '-' { '_' } else { c.to_ascii_uppercase() }));
+    var
 }
 
 impl Args {
