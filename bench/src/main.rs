@@ -31,21 +31,24 @@
 //! - `startup`: wall time of `INIT -- true` minus that of bare `true` (spawn to exit, stdio on
 //!   /dev/null), median of 250 runs each, as PID 1 (both under `unshare ... `, so unshare's own
 //!   cost cancels) and not; all 12 variants round robin in blocks of 10.
-//! - `signal`: every init wraps a fake_app as PID 1, all at once; round robin, one sample per
-//!   tool per round: `kill(init, SIGUSR1)` → fake_app's handler runs and prints `signal 10` →
-//!   the driver reads that line from the pipe. 20 warm-up rounds, then 300 samples; p50/p99.
+//! - `signal`: every init wraps a `fake_app --stamp` as PID 1, all at once; round robin, one
+//!   sample per tool per round: from just before `kill(init, SIGUSR1)` to the `CLOCK_MONOTONIC`
+//!   time fake_app itself reads when it handles the signal (the `at=` of its `signal 10` line),
+//!   so the figure does not depend on when the driver next gets the CPU to read the line (on a
+//!   shared CPU the scheduler may run the app and the init to their exit first, which made
+//!   some samples 10× the others). 20 warm-up rounds, then 300 samples; p50/p99.
 //!   Placement is fixed, as it decides the cost of each wake-up: first the driver and every
 //!   init and app on one CPU, then the inits and apps on one CPU and the driver on another
 //!   (each signal crosses CPUs there and back). Left free, one run differs from the next by
 //!   where each process happens to land.
 //! - `term`: SIGTERM to a fresh instance. Each init as PID 1 wraps a fake_app; once the app
 //!   says `ready`, `kill(init, SIGTERM)` — the first signal that init gets — and two times from
-//!   just before the `kill`: until the driver reads the app's `signal 15` line ("the app gets
-//!   it"), and until the init's pidfd turns readable ("the init exits": the app exits 0 on
-//!   SIGTERM, the init reaps it and exits). A new instance per sample: 5 warm-up rounds, then
-//!   1000 instances per init, round robin, one per init per round; the driver, the inits and the
-//!   apps on one CPU (as in the signal section's first pass); p50/p99. An instance with no
-//!   `signal 15` or no exit within 3 s is counted as lost.
+//!   just before the `kill`: until the app handles it (its own time, as in `signal`: "the app
+//!   gets it"), and until the driver sees the init's pidfd turn readable ("the init exits": the
+//!   app exits 0 on SIGTERM, the init reaps it and exits). A new instance per sample: 5 warm-up
+//!   rounds, then 1000 instances per init, round robin, one per init per round; the driver, the
+//!   inits and the apps on one CPU (as in the signal section's first pass); p50/p99. An
+//!   instance with no `signal 15` or no exit within 3 s is counted as lost.
 //! - `storm`: as PID 1, the wrapped app is `bench storm 20000`: it forks 20 000 children, each
 //!   forks a grandchild and exits at once, so 20 000 orphans are reparented to the init and
 //!   must be reaped by it. The app counts zombies (state `Z` in its namespace's `/proc`) every

@@ -199,6 +199,24 @@ impl Lines {
     }
 }
 
+/// `CLOCK_MONOTONIC` in nanoseconds: the clock of `fake_app --stamp`'s `at=`.
+pub(crate) fn monotonic_ns() -> u128 {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: clock_gettime writes one timespec into `ts`.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    ts.tv_sec as u128 * 1_000_000_000 + ts.tv_nsec as u128
+}
+
+/// The `at=<ns>` ending a `fake_app --stamp` line: when the app itself handled the signal.
+pub(crate) fn app_stamp(line: &str) -> Option<u128> {
+    line.rsplit_once(" at=")?.1.trim().parse().ok()
+}
+
+/// Microseconds from `t0_ns` (taken just before the signal was sent) to the app's `at=`.
+pub(crate) fn app_us(t0_ns: u128, line: &str) -> Option<f64> {
+    app_stamp(line).map(|at| at.saturating_sub(t0_ns) as f64 / 1e3)
+}
+
 // /proc
 
 pub(crate) fn proc_field(path: &str, key: &str) -> Option<u64> {

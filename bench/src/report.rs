@@ -487,14 +487,15 @@ fn how_md(md: &mut String, r: &Report) {
          storms one per tool per round (order rotated); idle figures from all tools at once over the same window; \
          watch updates one per instance per round.\n\
          - Start-up: median wall time of `INIT … true` minus that of bare `true` (same mode).\n\
-         - Signal latency: `kill(init, SIGUSR1)` → fake_app's handler → its `signal 10` line read by the driver \
-         (same pipe path for every tool), the init as PID 1; once with the driver, the inits and the apps on \
+         - Signal latency: from just before `kill(init, SIGUSR1)` to the time fake_app reads on \
+         `CLOCK_MONOTONIC` as it handles the signal (the `at=` of its `signal 10` line: not when the driver gets \
+         the CPU to read it), the init as PID 1; once with the driver, the inits and the apps on \
          one CPU, once with the inits and apps on one CPU and the driver on another (cross-CPU: each signal wakes \
          another vCPU there and back). Placement is fixed because, left free, it changes the figures more than \
          the inits do.\n\
          - SIGTERM to a fresh instance: a new instance per sample (the init as PID 1 wrapping fake_app); once the \
-         app says `ready`, `kill(init, SIGTERM)`, the init's first signal; → the app gets it: until the driver reads \
-         the app's `signal 15` line; → the init exits: until the init's pidfd turns readable (the app exits 0 on \
+         app says `ready`, `kill(init, SIGTERM)`, the init's first signal; → the app gets it: until the app handles it \
+         (its own time, as for signal latency); → the init exits: until the init's pidfd turns readable (the app exits 0 on \
          SIGTERM, the init reaps it and exits). 1000 instances per init after 5 warm-up rounds, round robin, the \
          driver, the inits and the apps on one CPU.\n\
          - Storm: 20 000 double-forked orphans under the init as PID 1; wall time from first fork until all are \

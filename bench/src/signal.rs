@@ -40,7 +40,7 @@ pub(crate) fn signal_pass(
         c.signal_samples,
         if cross { "driver and tools on different CPUs" } else { "all on one CPU" }
     ));
-    let app = vec![o.fake_app.display().to_string()];
+    let app = vec![o.fake_app.display().to_string(), "--stamp".to_string()];
     let mut running = Vec::new();
     for init in inits {
         let mut r = start(&init.argv(true, &app), true, Stdio::null(), true)?;
@@ -58,11 +58,11 @@ pub(crate) fn signal_pass(
             let i = (k + round) % running.len();
             let r = &mut running[i];
             let t0 = Instant::now();
+            let t0_ns = monotonic_ns();
             send(r.pid, libc::SIGUSR1);
-            match r.lines()?.expect("signal 10", t0 + Duration::from_secs(2)) {
-                Some((_, at)) if round >= c.signal_warmup => {
-                    samples[i].push(at.duration_since(t0).as_secs_f64() * 1e6)
-                }
+            let line = r.lines()?.expect("signal 10", t0 + Duration::from_secs(2));
+            match line.and_then(|(line, _)| app_us(t0_ns, &line)) {
+                Some(us) if round >= c.signal_warmup => samples[i].push(us),
                 Some(_) => {}
                 None => lost[i] += 1,
             }

@@ -27,7 +27,7 @@ pub(crate) fn term(inits: &[Init], o: &Opts, c: &Counts, report: &mut Report) ->
 }
 
 fn term_rounds(inits: &[Init], o: &Opts, c: &Counts, report: &mut Report) -> Res<()> {
-    let app = vec![o.fake_app.display().to_string()];
+    let app = vec![o.fake_app.display().to_string(), "--stamp".to_string()];
     let n = inits.len();
     let (mut to_app, mut to_exit) = (vec![Vec::new(); n], vec![Vec::new(); n]);
     let mut lost = vec![0usize; n];
@@ -63,9 +63,11 @@ fn term_rounds(inits: &[Init], o: &Opts, c: &Counts, report: &mut Report) -> Res
     Ok(())
 }
 
-/// One fresh instance: the init as PID 1 wrapping fake_app; once the app says `ready`, SIGTERM
-/// to the init (its first signal), then the times of the app's `signal 15` line and of the
-/// init's exit (its pidfd turning readable).
+/// One fresh instance: the init as PID 1 wrapping `fake_app --stamp`; once the app says
+/// `ready`, SIGTERM to the init (its first signal), then the time the app handled it (the
+/// `at=` of its `signal 15` line: the same clock, read by the app itself, so the figure does not
+/// depend on when the driver next gets the CPU) and the time of the init's exit (its pidfd
+/// turning readable, seen by the driver).
 fn fresh_term(init: &Init, app: &[String]) -> Res<Term> {
     let mut r = start(&init.argv(true, app), true, Stdio::null(), true)?;
     let pidfd = pidfd_open(r.pid)?;
@@ -73,26 +75,27 @@ fn fresh_term(init: &Init, app: &[String]) -> Res<Term> {
         return Err(fail("the app never became ready"));
     }
     let t0 = Instant::now();
+    let t0_ns = monotonic_ns();
     send(r.pid, libc::SIGTERM);
-    let (got, exited) = until_term_done(r.lines()?, &pidfd, t0 + Duration::from_secs(3))?;
+    let (line, exited) = until_term_done(r.lines()?, &pidfd, t0 + Duration::from_secs(3))?;
     reap(&mut r, Instant::now() + Duration::from_secs(3));
-    let us = |t: Instant| t.duration_since(t0).as_secs_f64() * 1e6;
-    Ok(Term { to_app: us(got), to_exit: us(exited) })
+    let to_app = app_us(t0_ns, &line).ok_or_else(|| fail(format!("no time in `{line}`")))?;
+    Ok(Term { to_app, to_exit: exited.duration_since(t0).as_secs_f64() * 1e6 })
 }
 
-/// Waits for both the app's `signal 15` line and the init's exit, whichever comes first, each
-/// timed when the driver sees it.
-fn until_term_done(lines: &mut Lines, pidfd: &OwnedFd, deadline: Instant) -> Res<(Instant, Instant)> {
+/// Waits for both the app's `signal 15` line (it carries the app's own time of the signal) and
+/// the init's exit, whichever comes first; returns the line and when the driver saw the exit.
+fn until_term_done(lines: &mut Lines, pidfd: &OwnedFd, deadline: Instant) -> Res<(String, Instant)> {
     let (mut got, mut exited) = (None, None);
     loop {
         while got.is_none() {
-            let Some((line, at)) = lines.ready.pop_front() else { break };
+            let Some((line, _)) = lines.ready.pop_front() else { break };
             if line.starts_with("signal 15") {
-                got = Some(at);
+                got = Some(line);
             }
         }
-        if let (Some(g), Some(e)) = (got, exited) {
-            return Ok((g, e));
+        if let (Some(_), Some(e)) = (&got, exited) {
+            return Ok((got.unwrap_or_default(), e));
         }
         if got.is_none() && lines.eof {
             return Err(fail("the app's output ended without `signal 15`"));
