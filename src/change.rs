@@ -11,6 +11,10 @@ use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+/// How many quiet periods (`--debounce`) a kubelet update waits at most for the links of its
+/// new keys before it is acted on as it is.
+const LINKS_WAIT_PERIODS: u32 = 10;
+
 /// How `--validate` is run on new content.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Validation {
@@ -57,6 +61,9 @@ pub enum Step {
     },
     /// These files became unreadable (their last content stands).
     Unreadable(Vec<PathBuf>),
+    /// The kubelet's update is not complete: these keys have no user-visible link yet (it makes
+    /// them just after the `..data` swap). Read again at the next event.
+    LinksPending(Vec<PathBuf>),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -93,6 +100,10 @@ pub struct ChangeTracker {
     jittered: bool,
     /// Events came in while validating: read again once it ends.
     rescan: bool,
+    /// A read found keys without their user-visible link: the next event is read at once, and
+    /// at this time (ten quiet periods on) the content is acted on as it is, in case the links
+    /// never come (a kubelet that died half-way).
+    links_due: Option<Instant>,
     unreadable: BTreeSet<PathBuf>,
 }
 
@@ -110,6 +121,7 @@ impl ChangeTracker {
             act_at: None,
             jittered: false,
             rescan: false,
+            links_due: None,
             unreadable: BTreeSet::new(),
         }
     }
@@ -133,7 +145,8 @@ impl ChangeTracker {
     /// Inotify reported something that may be new content: read again after the quiet period;
     /// on a kubelet `commit` (the `..data` swap: the whole update is live), read now.
     pub fn events(&mut self, now: Instant, commit: bool) {
-        let wait = if commit { Duration::ZERO } else { self.policy.debounce };
+        let at_once = commit || self.links_due.is_some();
+        let wait = if at_once { Duration::ZERO } else { self.policy.debounce };
         self.settle_at = Some(crate::time::after(now, wait));
     }
 
@@ -169,7 +182,15 @@ impl ChangeTracker {
     }
 
     /// A read finished. `jitter_draw` is the random delay to use if `--jitter` applies now.
-    pub fn scanned(&mut self, now: Instant, snapshot: Snapshot, jitter_draw: Duration) -> Vec<Step> {
+    /// The watched content was read: `unlinked` are keys of a kubelet volume whose user-visible
+    /// link is not there yet.
+    pub fn scanned(
+        &mut self,
+        now: Instant,
+        snapshot: Snapshot,
+        unlinked: Vec<PathBuf>,
+        jitter_draw: Duration,
+    ) -> Vec<Step> {
         let mut out = self.note_unreadable(&snapshot);
         if self.phase == Phase::Starting {
             self.phase = Phase::Idle;
@@ -181,6 +202,16 @@ impl ChangeTracker {
             return out; // a read for a start, while validating: the validation's result decides
         }
         self.phase = Phase::Idle;
+        if unlinked.is_empty() || self.links_due.is_some_and(|due| now >= due) {
+            self.links_due = None;
+        } else {
+            // An app started now would not find these keys: wait for the kubelet's links.
+            let wait = self.policy.debounce.saturating_mul(LINKS_WAIT_PERIODS);
+            let due = *self.links_due.get_or_insert(crate::time::after(now, wait));
+            self.settle_at = Some(due);
+            out.push(Step::LinksPending(unlinked));
+            return out;
+        }
         let changes = snapshot.changes_from(&self.baseline);
         if changes.is_empty() {
             self.act_at = None;
@@ -324,7 +355,7 @@ mod tests {
     fn started(p: ChangePolicy, t0: Instant, content: Snapshot) -> ChangeTracker {
         let mut c = ChangeTracker::new(p);
         assert_eq!(c.start(), [Step::Scan]);
-        assert!(c.scanned(t0, content, ms(0)).is_empty());
+        assert!(c.scanned(t0, content, Vec::new(), ms(0)).is_empty());
         assert!(!c.starting());
         c
     }
@@ -333,7 +364,7 @@ mod tests {
     fn next_read(c: &mut ChangeTracker, at: Instant, content: Snapshot) -> Vec<Step> {
         c.events(at, false);
         c.tick(at + ms(100));
-        c.scanned(at + ms(100), content, ms(0))
+        c.scanned(at + ms(100), content, Vec::new(), ms(0))
     }
 
     fn acted(steps: &[Step]) -> Option<(OnChange, usize, bool)> {
@@ -353,8 +384,48 @@ mod tests {
         assert!(c.tick(t0 + ms(150)).is_empty(), "still within the quiet period");
         assert_eq!(c.tick(t0 + ms(180)), [Step::Scan]);
         assert_eq!(c.next_deadline(), None);
-        let steps = c.scanned(t0 + ms(181), snap(&[("a", Some(2))]), ms(0));
+        let steps = c.scanned(t0 + ms(181), snap(&[("a", Some(2))]), Vec::new(), ms(0));
         assert_eq!(acted(&steps), Some((OnChange::Restart, 1, false)));
+    }
+
+    #[test]
+    fn a_commit_whose_new_keys_are_not_linked_yet_waits_for_the_links() {
+        let t0 = Instant::now();
+        let new = || snap(&[("a", Some(2)), ("b", Some(3))]);
+        let mut c = started(policy(), t0, snap(&[("a", Some(1))]));
+        c.events(t0, true);
+        assert_eq!(c.tick(t0), [Step::Scan]);
+        let steps = c.scanned(t0 + ms(1), new(), vec![PathBuf::from("/d/b")], ms(0));
+        assert_eq!(steps, [Step::LinksPending(vec![PathBuf::from("/d/b")])], "an app started now misses b");
+        // the kubelet links b: that event is read at once, and the update is acted on, once
+        c.events(t0 + ms(2), false);
+        assert_eq!(c.tick(t0 + ms(2)), [Step::Scan]);
+        let steps = c.scanned(t0 + ms(3), new(), Vec::new(), ms(0));
+        assert_eq!(acted(&steps), Some((OnChange::Restart, 2, false)));
+        // later events have the debounce again
+        c.events(t0 + ms(10), false);
+        assert!(c.tick(t0 + ms(11)).is_empty());
+        assert_eq!(c.tick(t0 + ms(110)), [Step::Scan]);
+    }
+
+    #[test]
+    fn links_that_never_come_are_waited_for_ten_quiet_periods() {
+        let t0 = Instant::now();
+        let new = || snap(&[("a", Some(2)), ("b", Some(3))]);
+        let mut c = started(policy(), t0, snap(&[("a", Some(1))]));
+        c.events(t0, true);
+        c.tick(t0);
+        let unlinked = vec![PathBuf::from("/d/b")];
+        assert!(acted(&c.scanned(t0, new(), unlinked.clone(), ms(0))).is_none());
+        assert_eq!(c.next_deadline(), Some(t0 + ms(1000)));
+        // an unrelated event is read at once, and the keys are still not linked
+        c.events(t0 + ms(300), false);
+        assert_eq!(c.tick(t0 + ms(300)), [Step::Scan]);
+        assert!(acted(&c.scanned(t0 + ms(300), new(), unlinked.clone(), ms(0))).is_none());
+        assert_eq!(c.next_deadline(), Some(t0 + ms(1000)), "the same limit");
+        assert_eq!(c.tick(t0 + ms(1000)), [Step::Scan]);
+        let steps = c.scanned(t0 + ms(1000), new(), unlinked, ms(0));
+        assert_eq!(acted(&steps), Some((OnChange::Restart, 2, false)), "acted on as it is");
     }
 
     #[test]
@@ -365,21 +436,21 @@ mod tests {
         c.events(t0 + ms(5), true);
         assert_eq!(c.next_deadline(), Some(t0 + ms(5)), "no debounce after the swap");
         assert_eq!(c.tick(t0 + ms(5)), [Step::Scan]);
-        let steps = c.scanned(t0 + ms(6), snap(&[("a", Some(2)), ("b", Some(3))]), ms(0));
+        let steps = c.scanned(t0 + ms(6), snap(&[("a", Some(2)), ("b", Some(3))]), Vec::new(), ms(0));
         assert_eq!(acted(&steps), Some((OnChange::Restart, 2, false)));
         // the kubelet then creates the new key's top-level symlink: debounced, and no change
         c.events(t0 + ms(7), false);
         assert!(c.tick(t0 + ms(8)).is_empty());
         assert_eq!(c.tick(t0 + ms(107)), [Step::Scan]);
         assert_eq!(
-            c.scanned(t0 + ms(108), snap(&[("a", Some(2)), ("b", Some(3))]), ms(0)),
+            c.scanned(t0 + ms(108), snap(&[("a", Some(2)), ("b", Some(3))]), Vec::new(), ms(0)),
             [Step::Unchanged]
         );
         // a swap that changed nothing watched does nothing
         c.events(t0 + ms(200), true);
         c.tick(t0 + ms(200));
         assert_eq!(
-            c.scanned(t0 + ms(201), snap(&[("a", Some(2)), ("b", Some(3))]), ms(0)),
+            c.scanned(t0 + ms(201), snap(&[("a", Some(2)), ("b", Some(3))]), Vec::new(), ms(0)),
             [Step::Unchanged]
         );
     }
@@ -392,7 +463,7 @@ mod tests {
         // acted-on content is the new reference
         assert!(acted(&next_read(&mut c, t0, snap(&[("a", Some(2))]))).is_some());
         c.tick(t0 + ms(200));
-        assert_eq!(c.scanned(t0, snap(&[("a", Some(2))]), ms(0)), [Step::Unchanged]);
+        assert_eq!(c.scanned(t0, snap(&[("a", Some(2))]), Vec::new(), ms(0)), [Step::Unchanged]);
     }
 
     #[test]
@@ -414,7 +485,7 @@ mod tests {
         c.events(t0, false);
         c.tick(t0 + ms(100));
         assert_eq!(
-            c.scanned(t0 + ms(100), snap(&[("a", Some(1)), ("b", Some(1))]), ms(0)),
+            c.scanned(t0 + ms(100), snap(&[("a", Some(1)), ("b", Some(1))]), Vec::new(), ms(0)),
             [Step::Unchanged]
         );
         let steps = next_read(&mut c, t0 + ms(101), snap(&[("a", Some(2)), ("b", Some(1)), ("c", Some(3))]));
@@ -480,7 +551,7 @@ mod tests {
         // the app crashed and restarts with content 3 meanwhile
         assert_eq!(c.starting_app(&snap(&[("a", Some(3))])).0.len(), 1);
         assert_eq!(c.validated(Ok(())), [Step::Scan], "content 2 is stale: read again");
-        assert_eq!(c.scanned(t0, snap(&[("a", Some(3))]), ms(0)), [Step::Unchanged]);
+        assert_eq!(c.scanned(t0, snap(&[("a", Some(3))]), Vec::new(), ms(0)), [Step::Unchanged]);
     }
 
     #[test]
@@ -489,20 +560,26 @@ mod tests {
         let mut c = started(ChangePolicy { jitter: ms(1000), ..policy() }, t0, snap(&[("a", Some(1))]));
         c.events(t0, false);
         c.tick(t0 + ms(100));
-        assert_eq!(c.scanned(t0 + ms(100), snap(&[("a", Some(2))]), ms(700)), [Step::Jitter(ms(700))]);
+        assert_eq!(
+            c.scanned(t0 + ms(100), snap(&[("a", Some(2))]), Vec::new(), ms(700)),
+            [Step::Jitter(ms(700))]
+        );
         assert_eq!(c.next_deadline(), Some(t0 + ms(800)));
         // another event meanwhile does not move the jitter deadline
         c.events(t0 + ms(300), false);
         c.tick(t0 + ms(400));
-        assert!(c.scanned(t0 + ms(400), snap(&[("a", Some(3))]), ms(50)).is_empty());
+        assert!(c.scanned(t0 + ms(400), snap(&[("a", Some(3))]), Vec::new(), ms(50)).is_empty());
         assert_eq!(c.next_deadline(), Some(t0 + ms(800)));
         assert_eq!(c.tick(t0 + ms(800)), [Step::Scan]);
-        let steps = c.scanned(t0 + ms(800), snap(&[("a", Some(3))]), ms(999));
+        let steps = c.scanned(t0 + ms(800), snap(&[("a", Some(3))]), Vec::new(), ms(999));
         assert_eq!(acted(&steps), Some((OnChange::Restart, 1, false)));
         // the next change draws a new delay
         c.events(t0 + ms(900), false);
         c.tick(t0 + ms(1000));
-        assert_eq!(c.scanned(t0 + ms(1000), snap(&[("a", Some(4))]), ms(10)), [Step::Jitter(ms(10))]);
+        assert_eq!(
+            c.scanned(t0 + ms(1000), snap(&[("a", Some(4))]), Vec::new(), ms(10)),
+            [Step::Jitter(ms(10))]
+        );
     }
 
     #[test]
@@ -511,12 +588,16 @@ mod tests {
         let mut c = started(ChangePolicy { jitter: ms(1000), ..policy() }, t0, snap(&[("a", Some(1))]));
         c.events(t0, false);
         c.tick(t0 + ms(100));
-        c.scanned(t0, snap(&[("a", Some(2))]), ms(500));
+        c.scanned(t0, snap(&[("a", Some(2))]), Vec::new(), ms(500));
         c.tick(t0 + ms(600));
-        assert_eq!(c.scanned(t0, snap(&[("a", Some(1))]), ms(0)), [Step::Unchanged]);
+        assert_eq!(c.scanned(t0, snap(&[("a", Some(1))]), Vec::new(), ms(0)), [Step::Unchanged]);
         c.events(t0 + ms(700), false);
         c.tick(t0 + ms(800));
-        assert_eq!(c.scanned(t0, snap(&[("a", Some(2))]), ms(5)), [Step::Jitter(ms(5))], "a fresh delay");
+        assert_eq!(
+            c.scanned(t0, snap(&[("a", Some(2))]), Vec::new(), ms(5)),
+            [Step::Jitter(ms(5))],
+            "a fresh delay"
+        );
     }
 
     #[test]
@@ -578,7 +659,7 @@ mod tests {
         c.events(t0, false);
         c.tick(t0 + ms(100));
         assert_eq!(
-            acted(&c.scanned(t0, snap(&[("a", Some(2))]), ms(0))),
+            acted(&c.scanned(t0, snap(&[("a", Some(2))]), Vec::new(), ms(0))),
             Some((OnChange::Signal(crate::signals::Signal::HUP), 1, false))
         );
         // a later start (after a crash) with the same content has nothing new to name

@@ -151,11 +151,16 @@ pub type TargetPlan = Option<Vec<PlanFile>>;
 
 /// The files of every watched path, to be hashed.
 #[derive(Debug, Default)]
-pub struct Plan(pub Vec<(PathBuf, TargetPlan)>);
+pub struct Plan {
+    pub targets: Vec<(PathBuf, TargetPlan)>,
+    /// Keys of a kubelet volume whose user-visible link is not there yet (the paths the app
+    /// would open): the kubelet makes them just after the `..data` swap.
+    pub unlinked: Vec<PathBuf>,
+}
 
 impl Plan {
     pub fn files(&self) -> usize {
-        self.0.iter().map(|(_, files)| files.as_ref().map_or(0, Vec::len)).sum()
+        self.targets.iter().map(|(_, files)| files.as_ref().map_or(0, Vec::len)).sum()
     }
 }
 
@@ -183,6 +188,8 @@ pub struct Hashing {
     open: Option<Open>,
     /// Files that could not be read, with why.
     pub errors: Vec<(PathBuf, io::Error)>,
+    /// The plan's keys without their user-visible link yet.
+    pub unlinked: Vec<PathBuf>,
     buf: Vec<u8>,
 }
 
@@ -190,7 +197,7 @@ impl Hashing {
     pub fn new(plan: Plan) -> Hashing {
         let mut snapshot = Snapshot::default();
         let mut queue = VecDeque::new();
-        for (target, files) in plan.0 {
+        for (target, files) in plan.targets {
             match files {
                 None => {
                     snapshot.0.insert(target, None);
@@ -201,7 +208,14 @@ impl Hashing {
                 }
             }
         }
-        Hashing { snapshot, queue, open: None, errors: Vec::new(), buf: vec![0; 64 * 1024] }
+        Hashing {
+            snapshot,
+            queue,
+            open: None,
+            errors: Vec::new(),
+            unlinked: plan.unlinked,
+            buf: vec![0; 64 * 1024],
+        }
     }
 
     /// Hash at most about `budget` bytes; the snapshot once every file is done.
@@ -383,10 +397,16 @@ mod tests {
         let data: Vec<u8> = (0..1_000_000u32).map(|i| (i % 251) as u8).collect();
         fs::write(&big, &data).unwrap();
         fs::write(&small, b"x").unwrap();
-        let plan = Plan(vec![
-            (dir.clone(), Some(vec![PlanFile::new(big.clone(), true), PlanFile::new(small.clone(), true)])),
-            (dir.join("missing"), None),
-        ]);
+        let plan = Plan {
+            targets: vec![
+                (
+                    dir.clone(),
+                    Some(vec![PlanFile::new(big.clone(), true), PlanFile::new(small.clone(), true)]),
+                ),
+                (dir.join("missing"), None),
+            ],
+            unlinked: Vec::new(),
+        };
         let mut h = Hashing::new(plan);
         let mut slices = 1;
         let snapshot = loop {

@@ -212,7 +212,7 @@ fn start_watching(config: &Config, app_mask: u64) -> Result<Watching, StartError
         }
     }
     let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
-    for (target, files) in &plan.0 {
+    for (target, files) in &plan.targets {
         if files.is_none() {
             warn!("{} does not exist yet: waiting for it to appear", shown(target));
         }
@@ -558,11 +558,12 @@ impl Loop {
         let Some((hashing, why)) = w.reading.as_mut() else { return };
         let Some(snapshot) = hashing.step(content::SLICE) else { return };
         let why = *why;
+        let unlinked = std::mem::take(&mut hashing.unlinked);
         w.read_errors = std::mem::take(&mut hashing.errors);
         w.reading = None;
         match why {
             ReadFor::Tracker => {
-                let steps = w.tracker.scanned(now, snapshot, random_up_to(self.config.jitter));
+                let steps = w.tracker.scanned(now, snapshot, unlinked, random_up_to(self.config.jitter));
                 self.http.metrics.content(w.tracker.baseline());
                 self.steps(now, steps);
             }
@@ -626,6 +627,14 @@ impl Loop {
                     )
                 }
                 Step::Unreadable(paths) => self.warn_unreadable(&paths),
+                Step::LinksPending(paths) => {
+                    if let Some(first) = paths.first() {
+                        debug!(
+                            "the kubelet's update is not complete ({} not linked yet): waiting",
+                            shown(first)
+                        );
+                    }
+                }
             }
         }
     }

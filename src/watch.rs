@@ -140,6 +140,8 @@ pub fn relevant(roles: &[Role], mask: EventMask, name: Option<&OsStr>) -> bool {
 struct Scan {
     content: TargetPlan,
     dirs: BTreeMap<PathBuf, BTreeSet<Role>>,
+    /// Keys of a kubelet volume without their user-visible link yet.
+    unlinked: Vec<PathBuf>,
 }
 
 impl Scan {
@@ -185,7 +187,10 @@ impl Scan {
                 let data = path.join(DATA_LINK);
                 let kubelet = fs::symlink_metadata(&data).is_ok_and(|m| m.file_type().is_symlink());
                 match kubelet && data.is_dir() {
-                    true => scan.walk(&data, path, &mut files, &mut seen),
+                    true => {
+                        scan.walk(&data, path, &mut files, &mut seen);
+                        scan.unlinked = unlinked_keys(&data, path);
+                    }
                     false => scan.walk(path, path, &mut files, &mut seen),
                 }
                 scan.content = Some(files);
@@ -294,7 +299,8 @@ impl Watcher {
         let mut dirs: BTreeMap<PathBuf, BTreeSet<Role>> = BTreeMap::new();
         for target in &self.targets {
             let scan = Scan::scan_target(target);
-            plan.0.push((target.clone(), scan.content));
+            plan.targets.push((target.clone(), scan.content));
+            plan.unlinked.extend(scan.unlinked);
             for (dir, roles) in scan.dirs {
                 dirs.entry(dir).or_default().extend(roles);
             }
@@ -373,6 +379,18 @@ impl AsFd for Watcher {
 }
 
 /// Decode the `\NNN` octal escapes of a mountinfo field.
+/// The keys in a kubelet volume's `data` (its `..data`) that have no user-visible entry in
+/// `volume` yet, as the paths the app would open. Right after the `..data` swap the kubelet
+/// links each new key's first path component; until then the app cannot see it.
+fn unlinked_keys(data: &Path, volume: &Path) -> Vec<PathBuf> {
+    let Ok(entries) = fs::read_dir(data) else { return Vec::new() };
+    entries
+        .flatten()
+        .map(|e| volume.join(e.file_name()))
+        .filter(|shown| fs::symlink_metadata(shown).is_err())
+        .collect()
+}
+
 fn unescape(field: &str) -> String {
     let b = field.as_bytes();
     let mut out = Vec::with_capacity(b.len());
@@ -513,11 +531,18 @@ mod tests {
         let mut w = Watcher::new(vec![dir.clone(), dir.join("app.yaml")]).unwrap();
         let (plan, errors) = w.plan();
         assert!(errors.is_empty());
-        let files: Vec<_> = plan.0[0].1.as_ref().unwrap().iter().map(|f| f.path.clone()).collect();
+        let files: Vec<_> = plan.targets[0].1.as_ref().unwrap().iter().map(|f| f.path.clone()).collect();
         assert_eq!(files, [dir.join("app.yaml"), dir.join("conf.d/x.conf")]);
-        assert_eq!(plan.0[1].1.as_ref().unwrap().len(), 1);
+        assert_eq!(plan.targets[1].1.as_ref().unwrap().len(), 1);
+        assert!(plan.unlinked.is_empty(), "every key is linked");
         let watched: BTreeSet<_> = w.watched.values().map(|(p, _)| p.clone()).collect();
         assert!(watched.contains(&dir) && watched.contains(&ts.join("conf.d")) && watched.contains(&ts));
+        // a key the swap brought whose link the kubelet has not made yet
+        fs::write(ts.join("new.yaml"), "n").unwrap();
+        let (plan, _) = w.plan();
+        assert_eq!(plan.unlinked, [dir.join("new.yaml")]);
+        std::os::unix::fs::symlink("..data/new.yaml", dir.join("new.yaml")).unwrap();
+        assert!(w.plan().0.unlinked.is_empty());
         fs::remove_dir_all(&dir).unwrap();
     }
 
@@ -530,7 +555,11 @@ mod tests {
         nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
         let mut w = Watcher::new(vec![fifo.clone()]).unwrap();
         let (plan, _) = w.plan();
-        assert_eq!(plan.0[0].1, Some(vec![PlanFile::new(fifo.clone(), false)]), "listed, not a regular file");
+        assert_eq!(
+            plan.targets[0].1,
+            Some(vec![PlanFile::new(fifo.clone(), false)]),
+            "listed, not a regular file"
+        );
         let mut hashing = crate::content::Hashing::new(plan);
         let snap = hashing.step(crate::content::SLICE).unwrap(); // would block if the FIFO were opened
         assert!(snap.0[&fifo].is_some());

@@ -227,6 +227,26 @@ fn kubelet_first_write_into_an_empty_dir_restarts_once() {
     assert_eq!(w.stderr_count("does not exist"), 0, "the dir exists\n{}", w.p.dump());
 }
 
+/// At the `..data` swap the keys of a first write are live in `..data` but not yet where the app
+/// opens them: the kubelet links them just after. A kubelet descheduled in between (300 ms
+/// here) must not get the app restarted without its file.
+#[test]
+fn kubelet_slow_to_link_new_keys_still_starts_the_app_with_them() {
+    let tmp = TempDir::new("kubelet-slow-links");
+    let dir = tmp.path().join("volume");
+    fs::create_dir(&dir).unwrap();
+    let file = s(&dir.join("app.yaml"));
+    let mut w = Watch::spawn(&["-w", &s(&dir)], &["--config", &file]);
+    w.assert_config(&file, "MISSING");
+    w.expect_no_restart("the start");
+    let links_delay = Duration::from_millis(300);
+    let mut k = Kubelet::new(&dir, Options { links_delay, ..Options::default() });
+    write_app(&mut k, "v1");
+    w.expect_restart(&file, "v1", "the first write, linked 300 ms after the swap");
+    write_app(&mut k, "v2");
+    w.expect_restart(&file, "v2", "an update of linked keys");
+}
+
 #[test]
 fn kubelet_first_write_into_a_missing_dir_restarts_once() {
     let tmp = TempDir::new("kubelet-first-missing");

@@ -47,7 +47,7 @@ use std::io::{self, ErrorKind, Write};
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt, chown, lchown, symlink};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// The symlink that points at the live data dir.
 pub const DATA_LINK: &str = "..data";
@@ -76,6 +76,9 @@ pub struct Options {
     /// (`symlink`: EEXIST) after creating and removing its new dir, and the volume stays stale
     /// until someone removes `..data_tmp`. [`Kubelet::write`] does the same and returns false.
     pub stale_data_tmp: bool,
+    /// A pause between the `..data` swap (step 8) and creating the user-visible symlinks of new
+    /// keys (step 9): a kubelet descheduled there, as on a loaded node.
+    pub links_delay: Duration,
 }
 
 /// The simulated kubelet writing one volume directory.
@@ -223,6 +226,7 @@ impl Kubelet {
 
         // (9)
         if !legacy {
+            std::thread::sleep(self.opts.links_delay);
             self.create_user_visible_files(payload)?;
         }
         // (10) Like Go: try every path, and on an error skip step 11.
