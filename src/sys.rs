@@ -40,6 +40,12 @@ fn check(ret: libc::c_int) -> io::Result<()> {
     if ret == -1 { Err(io::Error::last_os_error()) } else { Ok(()) }
 }
 
+/// A system call's count (bytes, ready descriptors), or its error.
+#[inline(always)]
+fn count(n: libc::c_long) -> io::Result<usize> {
+    if n < 0 { Err(io::Error::last_os_error()) } else { Ok(n as usize) }
+}
+
 /// `kill(2)` for any signal number, real-time ones included (nix's `Signal` has none of those).
 /// `pid` follows kill(2): negative means a process group; `sig` 0 only checks existence.
 /// Straight to the kernel: it is on the path of every forwarded signal.
@@ -53,8 +59,7 @@ pub fn kill(pid: i32, sig: i32) -> io::Result<()> {
 pub fn read(fd: std::os::fd::BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<usize> {
     use std::os::fd::AsRawFd;
     // SAFETY: `buf` is valid for writes of `buf.len()` bytes for the call.
-    let n = unsafe { libc::syscall(libc::SYS_read, fd.as_raw_fd(), buf.as_mut_ptr(), buf.len()) };
-    if n < 0 { Err(io::Error::last_os_error()) } else { Ok(n as usize) }
+    count(unsafe { libc::syscall(libc::SYS_read, fd.as_raw_fd(), buf.as_mut_ptr(), buf.len()) })
 }
 
 /// poll(2), through ppoll (which every architecture has), straight to the kernel: the loop
@@ -81,7 +86,7 @@ pub fn poll(fds: &mut [nix::poll::PollFd<'_>], timeout: Option<std::time::Durati
             std::mem::size_of::<u64>(),
         )
     };
-    if n < 0 { Err(io::Error::last_os_error()) } else { Ok(n as usize) }
+    count(n)
 }
 
 /// End the process now with `code`, skipping the runtime's clean-up (nothing reinit writes is
