@@ -213,15 +213,23 @@ fn kubelet_legacy_order_update_restarts_exactly_once_per_update() {
     w.assert_config(&file, "v4");
 }
 
-#[test]
-fn kubelet_first_write_into_an_empty_dir_restarts_once() {
-    let tmp = TempDir::new("kubelet-first-empty");
+/// reinit watching an empty `TMP/volume` the kubelet has not written yet, its app started
+/// without `app.yaml`: the temp dir (keep it alive), the volume, the `app.yaml` path and the
+/// watch.
+fn empty_volume(tag: &str) -> (TempDir, PathBuf, String, Watch) {
+    let tmp = TempDir::new(tag);
     let dir = tmp.path().join("volume");
     fs::create_dir(&dir).unwrap();
     let file = s(&dir.join("app.yaml"));
     let mut w = Watch::spawn(&["-w", &s(&dir)], &["--config", &file]);
     w.assert_config(&file, "MISSING");
     w.expect_no_restart("the start");
+    (tmp, dir, file, w)
+}
+
+#[test]
+fn kubelet_first_write_into_an_empty_dir_restarts_once() {
+    let (_tmp, dir, file, mut w) = empty_volume("kubelet-first-empty");
     let mut k = Kubelet::new(&dir, Options::default());
     expect_restart_per_update(&mut w, &mut k, &file, "kubelet write");
     assert_eq!(w.stderr_count("does not exist"), 0, "the dir exists\n{}", w.p.dump());
@@ -232,13 +240,7 @@ fn kubelet_first_write_into_an_empty_dir_restarts_once() {
 /// here) must not get the app restarted without its file.
 #[test]
 fn kubelet_slow_to_link_new_keys_still_starts_the_app_with_them() {
-    let tmp = TempDir::new("kubelet-slow-links");
-    let dir = tmp.path().join("volume");
-    fs::create_dir(&dir).unwrap();
-    let file = s(&dir.join("app.yaml"));
-    let mut w = Watch::spawn(&["-w", &s(&dir)], &["--config", &file]);
-    w.assert_config(&file, "MISSING");
-    w.expect_no_restart("the start");
+    let (_tmp, dir, file, mut w) = empty_volume("kubelet-slow-links");
     let links_delay = Duration::from_millis(300);
     let mut k = Kubelet::new(&dir, Options { links_delay, ..Options::default() });
     write_app(&mut k, "v1");
