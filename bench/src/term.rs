@@ -94,8 +94,8 @@ fn until_term_done(lines: &mut Lines, pidfd: &OwnedFd, deadline: Instant) -> Res
                 got = Some(line);
             }
         }
-        if let (Some(_), Some(e)) = (&got, exited) {
-            return Ok((got.unwrap_or_default(), e));
+        if let (Some(line), Some(e)) = (&got, exited) {
+            return Ok((line.clone(), e));
         }
         if got.is_none() && lines.eof {
             return Err(fail("the app's output ended without `signal 15`"));
